@@ -1,0 +1,97 @@
+"""Validate every answer before a single file is written.
+
+On a bad answer: print one line naming the answer and what is allowed, exit 1.
+Cookiecutter then removes the directory it created for this run, so nothing is left.
+"""
+
+import json
+import keyword
+import re
+import sys
+from pathlib import Path
+
+# The answers arrive as JSON inside a Python string literal (Jinja's tojson escapes quotes),
+# so no answer can break this script's syntax, whatever characters it contains.
+ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+
+# A single definition of the allowed choices: the template's own cookiecutter.json. Callers
+# of the Python API (a replay file, a user config) can hand us values it never offered.
+CHOICE_VARIABLES = ("python_version", "include_sentry")
+
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+# PEP 440, the canonical pattern from packaging's specification (public versions only).
+PEP440 = re.compile(
+    r"""^v?(?:(?:(?P<epoch>[0-9]+)!)?(?P<release>[0-9]+(?:\.[0-9]+)*)
+    (?P<pre>[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?
+    (?P<post>(?:-[0-9]+)|(?:[-_.]?(?:post|rev|r)[-_.]?[0-9]*))?
+    (?P<dev>[-_.]?dev[-_.]?[0-9]*)?)
+    (?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+FREE_TEXT = ("project_name", "description", "author_name")
+
+
+class BadAnswer(Exception):
+    pass
+
+
+def check_slug(slug: str) -> None:
+    hint = "use lower-case letters, digits and underscores, starting with a letter, e.g. 'acme_backend'"
+    if not slug:
+        raise BadAnswer(f"project_slug is empty; {hint}")
+    if not slug.isidentifier() or not slug.isascii():
+        raise BadAnswer(f"project_slug {slug!r} is not a valid Python identifier; {hint}")
+    if keyword.iskeyword(slug) or keyword.issoftkeyword(slug):
+        raise BadAnswer(f"project_slug {slug!r} is a Python keyword; {hint}")
+    if slug in sys.stdlib_module_names:
+        raise BadAnswer(
+            f"project_slug {slug!r} is the name of a standard-library module and would shadow it; {hint}"
+        )
+    if slug == "app":
+        raise BadAnswer(f"project_slug 'app' is the name of the generated package; {hint}")
+
+
+def check_email(email: str) -> None:
+    if len(email) > 254 or not EMAIL.match(email):
+        raise BadAnswer(f"author_email {email!r} is not an e-mail address like 'jane@example.com'")
+
+
+def check_version(version: str) -> None:
+    if not PEP440.match(version):
+        raise BadAnswer(
+            f"version {version!r} is not a PEP 440 version; use something like '0.1.0' or '1.0.0rc1'"
+        )
+
+
+def check_free_text(name: str, value: str) -> None:
+    if not value.strip():
+        raise BadAnswer(f"{name} is empty; give it a value")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise BadAnswer(f"{name} {value!r} contains control characters; use one plain line of text")
+
+
+def check_choices(answers: dict[str, object]) -> None:
+    declared = json.loads(Path(str(answers["_repo_dir"]), "cookiecutter.json").read_text())
+    for name in CHOICE_VARIABLES:
+        options = declared[name]
+        if answers[name] not in options:
+            allowed = ", ".join(repr(option) for option in options)
+            raise BadAnswer(f"{name} {answers[name]!r} is not one of the options: {allowed}")
+
+
+def main() -> int:
+    try:
+        for name in FREE_TEXT:
+            check_free_text(name, str(ANSWERS[name]))
+        check_slug(str(ANSWERS["project_slug"]))
+        check_email(str(ANSWERS["author_email"]))
+        check_version(str(ANSWERS["version"]))
+        check_choices(ANSWERS)
+    except BadAnswer as bad:
+        print(f"ERROR: {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

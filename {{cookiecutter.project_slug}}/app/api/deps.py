@@ -1,0 +1,70 @@
+"""Dependencies as named types, so a route's signature says what it needs."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.core.security import InvalidTokenError, decode_access_token
+from app.db.session import session_scope
+from app.db.tenancy import bind_tenant
+from app.models import User, UserRole
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async for session in session_scope(request.app.state.session_factory):
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+TokenDep = Annotated[str, Depends(oauth2_scheme)]
+
+
+def _unauthorized(detail: str = "Could not validate credentials") -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+async def get_current_user(session: SessionDep, settings: SettingsDep, token: TokenDep) -> User:
+    """The auth dependency: a valid token for an active user still in the token's tenant.
+
+    It also binds the request's session to that tenant, so every query the route makes on
+    tenant-owned tables is filtered to it (see app/db/tenancy.py).
+    """
+    try:
+        claims = decode_access_token(token, settings.secret_key.get_secret_value())
+    except InvalidTokenError:
+        raise _unauthorized() from None
+    user = await session.get(User, claims.user_id)
+    # A user deleted, deactivated or moved to another tenant since the token was issued
+    # loses access at once, not when the token expires.
+    if user is None or not user.is_active or user.tenant_id != claims.tenant_id:
+        raise _unauthorized()
+    bind_tenant(session.sync_session, user.tenant_id)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_current_owner(user: CurrentUser) -> User:
+    if user.role is not UserRole.owner:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Only a tenant owner may do this")
+    return user
+
+
+CurrentOwner = Annotated[User, Depends(get_current_owner)]

@@ -1,0 +1,80 @@
+"""Exception handlers: every failure leaves as JSON with the status it deserves."""
+
+import json
+import logging
+import socket
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+logger = logging.getLogger(__name__)
+
+# Raised by the drivers, unwrapped, when no connection can be made at all.
+CONNECTION_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
+
+INTERNAL_ERROR_BODY = {"detail": "Internal Server Error"}
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (*CONNECTION_ERRORS, OperationalError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class ASCIIJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped. A 422 echoes the offending input, and input such as a
+    lone surrogate ("\\ud800" is valid JSON) cannot be encoded as UTF-8: the default response
+    would crash into a 500 while reporting a 422."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return ASCIIJSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": jsonable_encoder(errors)},
+    )
+
+
+async def _conflict(request: Request, exc: Exception) -> JSONResponse:
+    # Two requests racing past the same uniqueness check: the loser gets 409, not 500.
+    return JSONResponse(
+        status_code=status.HTTP_409_CONFLICT,
+        content={"detail": "The request conflicts with existing data"},
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable on %s: %r", request.url.path, exc)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": "The database is unavailable; try again shortly"},
+            headers={"Retry-After": "5"},
+        )
+    # A real bug in a query: handled here, so log it ourselves.
+    logger.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content=INTERNAL_ERROR_BODY
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises after this answer, and the server logs the traceback once.
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content=INTERNAL_ERROR_BODY
+    )
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IntegrityError, _conflict)
+    for exc_class in (DBAPIError, *CONNECTION_ERRORS):
+        app.add_exception_handler(exc_class, _database_error)
+    app.add_exception_handler(Exception, _internal_error)

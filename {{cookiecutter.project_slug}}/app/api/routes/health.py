@@ -1,0 +1,29 @@
+from fastapi import APIRouter, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+router = APIRouter(tags=["health"])
+
+
+class HealthStatus(BaseModel):
+    status: str
+    database: str
+
+
+@router.get(
+    "/health",
+    response_model=HealthStatus,
+    responses={503: {"model": HealthStatus, "description": "The database is unreachable"}},
+)
+async def health(request: Request) -> JSONResponse:
+    """Liveness and readiness in one: 200 only when the database answers a query."""
+    try:
+        async with request.app.state.session_factory() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach the database means "not ready"
+        body = HealthStatus(status="unavailable", database="unreachable")
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content=body.model_dump()
+        )
+    return JSONResponse(content=HealthStatus(status="ok", database="ok").model_dump())

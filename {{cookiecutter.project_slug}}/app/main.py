@@ -1,0 +1,54 @@
+"""The application factory. `uvicorn app.main:app` serves the module-level instance."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.api.errors import install_exception_handlers
+from app.api.router import api_router
+from app.api.routes import health
+from app.core.config import Settings, get_settings
+from app.core.logging import configure_logging
+from app.db.session import create_engine, create_session_factory
+
+logger = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    if settings.uses_placeholder_secret:
+        logger.warning("SECRET_KEY is the development placeholder; set it before deploying")
+    logger.info("started %s %s (%s)", settings.project_name, __version__, settings.environment)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(title=settings.project_name, version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    install_exception_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    return app
+
+
+app = create_app()

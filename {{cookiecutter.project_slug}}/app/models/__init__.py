@@ -1,0 +1,7 @@
+"""Every model is imported here so `Base.metadata` is complete for Alembic and the tests."""
+
+from app.models.item import Item
+from app.models.tenant import Tenant
+from app.models.user import User, UserRole
+
+__all__ = ["Item", "Tenant", "User", "UserRole"]

@@ -1,0 +1,77 @@
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.config import Settings, load_settings
+from app.db.base import Base
+from app.main import create_app
+from tests.databases import BACKEND, create_postgres_database, drop_postgres_database, sqlite_url
+from tests.helpers import Account, sign_up
+
+
+def pytest_report_header() -> str:
+    return f"database backend: {BACKEND}"
+
+
+@pytest.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if BACKEND == "sqlite":
+        yield sqlite_url(tmp_path_factory.mktemp("db"))
+        return
+    url = await create_postgres_database()
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        environment="test",
+        secret_key=secrets.token_urlsafe(64),  # long enough for HS512 probes too
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        engine: AsyncEngine = application.state.engine
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+        yield application
+
+
+@pytest.fixture(autouse=True)
+async def _empty_tables(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    engine: AsyncEngine = app.state.engine
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    # raise_app_exceptions=False: the test sees the 500 a real client would get.
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def owner(client: AsyncClient) -> Account:
+    return await sign_up(client, "Acme")
+
+
+@pytest.fixture
+async def rival(client: AsyncClient) -> Account:
+    """The owner of a second tenant, whose rows the first must never see."""
+    return await sign_up(client, "Globex")

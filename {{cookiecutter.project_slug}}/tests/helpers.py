@@ -1,0 +1,60 @@
+"""Small actions the tests repeat: sign a tenant up, log in, invite a user."""
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from httpx import AsyncClient
+
+PASSWORD = "correct horse battery staple"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Account:
+    """A signed-up tenant owner, with what the tests need to act as them."""
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    headers: dict[str, str]
+
+
+async def login(client: AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def sign_up(client: AsyncClient, tenant_name: str = "Acme") -> Account:
+    email = f"owner-{uuid.uuid4().hex[:8]}@example.com"
+    response = await client.post(
+        "/api/v1/tenants",
+        json={"tenant_name": tenant_name, "email": email, "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return Account(
+        tenant_id=uuid.UUID(body["tenant"]["id"]),
+        user_id=uuid.UUID(body["owner"]["id"]),
+        email=email,
+        headers=await login(client, email),
+    )
+
+
+async def invite(client: AsyncClient, owner: Account, role: str = "member") -> Account:
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    response = await client.post(
+        "/api/v1/users",
+        json={"email": email, "password": PASSWORD, "role": role},
+        headers=owner.headers,
+    )
+    assert response.status_code == 201, response.text
+    return Account(
+        tenant_id=owner.tenant_id,
+        user_id=uuid.UUID(response.json()["id"]),
+        email=email,
+        headers=await login(client, email),
+    )

@@ -1,0 +1,105 @@
+import uuid
+
+import pytest
+from httpx import AsyncClient
+
+from tests.helpers import Account, invite
+
+
+async def _create(client: AsyncClient, account: Account, title: str = "Ledger") -> dict[str, str]:
+    response = await client.post(
+        "/api/v1/items", json={"title": title, "description": "Q3"}, headers=account.headers
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+async def test_item_lifecycle(client: AsyncClient, owner: Account) -> None:
+    item = await _create(client, owner)
+    assert item["tenant_id"] == str(owner.tenant_id)
+    assert item["owner_id"] == str(owner.user_id)
+    url = f"/api/v1/items/{item['id']}"
+
+    assert (await client.get(url, headers=owner.headers)).json() == item
+
+    patched = await client.patch(url, json={"title": "Ledger 2"}, headers=owner.headers)
+    assert patched.status_code == 200
+    assert patched.json()["title"] == "Ledger 2"
+    assert patched.json()["description"] == "Q3"  # untouched: partial update
+    assert patched.json()["updated_at"] >= item["updated_at"]
+
+    cleared = await client.patch(url, json={"description": None}, headers=owner.headers)
+    assert cleared.json()["description"] is None
+
+    assert (await client.delete(url, headers=owner.headers)).status_code == 204
+    assert (await client.get(url, headers=owner.headers)).status_code == 404
+
+
+async def test_members_share_their_tenants_items(client: AsyncClient, owner: Account) -> None:
+    item = await _create(client, owner)
+    member = await invite(client, owner)
+    response = await client.get(f"/api/v1/items/{item['id']}", headers=member.headers)
+    assert response.status_code == 200
+
+
+async def test_list_is_scoped_to_the_tenant_and_paginated(
+    client: AsyncClient, owner: Account, rival: Account
+) -> None:
+    for title in ("a", "b", "c"):
+        await _create(client, owner, title)
+    await _create(client, rival, "rival's")
+    response = await client.get("/api/v1/items?limit=2", headers=owner.headers)
+    body = response.json()
+    assert body["total"] == 3
+    assert len(body["items"]) == 2
+    assert all(item["tenant_id"] == str(owner.tenant_id) for item in body["items"])
+
+
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+async def test_another_tenants_item_is_indistinguishable_from_a_missing_one(
+    client: AsyncClient, owner: Account, rival: Account, method: str
+) -> None:
+    theirs = await _create(client, rival, "secret plans")
+    body = {"title": "mine now"} if method == "PATCH" else None
+    foreign = await client.request(
+        method, f"/api/v1/items/{theirs['id']}", json=body, headers=owner.headers
+    )
+    missing = await client.request(
+        method, f"/api/v1/items/{uuid.uuid4()}", json=body, headers=owner.headers
+    )
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json() == missing.json() == {"detail": "Item not found"}
+    # ...and the rival's item is untouched.
+    still = await client.get(f"/api/v1/items/{theirs['id']}", headers=rival.headers)
+    assert still.json()["title"] == "secret plans"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("GET", "/api/v1/items/not-a-uuid", None, id="bad-id"),
+        pytest.param("POST", "/api/v1/items", {}, id="no-title"),
+        pytest.param("POST", "/api/v1/items", {"title": ""}, id="empty-title"),
+        pytest.param("POST", "/api/v1/items", {"title": "x" * 201}, id="long-title"),
+        pytest.param("POST", "/api/v1/items", {"title": "t", "tenant_id": "x"}, id="extra-field"),
+        pytest.param("POST", "/api/v1/items", {"title": "a\x00b"}, id="nul"),
+        pytest.param("PATCH", "/api/v1/items/{id}", {"title": None}, id="null-title"),
+        pytest.param("PATCH", "/api/v1/items/{id}", {"title": 3}, id="wrong-type"),
+    ],
+)
+async def test_bad_item_requests_get_422(
+    client: AsyncClient, owner: Account, method: str, path: str, body: object
+) -> None:
+    item = await _create(client, owner)
+    response = await client.request(
+        method, path.format(id=item["id"]), json=body, headers=owner.headers
+    )
+    assert response.status_code == 422
+    assert "detail" in response.json()
+
+
+async def test_items_require_authentication(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/items")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Not authenticated"}
