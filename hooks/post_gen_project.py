@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+ANSWERS = json.loads("{{ (cookiecutter | jsonify | tojson)[1:-1] }}")
 
 # Paths (relative to the generated project) that belong to one value of an option; they are
 # deleted when the answer is anything else. One table, so a review (and a test) sees every

@@ -10,9 +10,9 @@ import re
 import sys
 from pathlib import Path
 
-# The answers arrive as JSON inside a Python string literal (Jinja's tojson escapes quotes),
-# so no answer can break this script's syntax, whatever characters it contains.
-ANSWERS = json.loads({{ cookiecutter | jsonify | tojson }})
+# The answers arrive as JSON escaped into a Python string literal (by Jinja's tojson, with its
+# quotes sliced off): no answer can break this script's syntax, whatever characters it holds.
+ANSWERS = json.loads("{{ (cookiecutter | jsonify | tojson)[1:-1] }}")
 
 # A single definition of the allowed choices: the template's own cookiecutter.json. Callers
 # of the Python API (a replay file, a user config) can hand us values it never offered.
@@ -31,43 +31,49 @@ PEP440 = re.compile(
 FREE_TEXT = ("project_name", "description", "author_name")
 
 
-class BadAnswer(Exception):
+class InvalidAnswerError(Exception):
     pass
 
 
 def check_slug(slug: str) -> None:
-    hint = "use lower-case letters, digits and underscores, starting with a letter, e.g. 'acme_backend'"
+    hint = "use lower-case letters, digits and underscores, starting with a letter, e.g. 'acme'"
     if not slug:
-        raise BadAnswer(f"project_slug is empty; {hint}")
+        raise InvalidAnswerError(f"project_slug is empty; {hint}")
     if not slug.isidentifier() or not slug.isascii():
-        raise BadAnswer(f"project_slug {slug!r} is not a valid Python identifier; {hint}")
+        raise InvalidAnswerError(f"project_slug {slug!r} is not a valid Python identifier; {hint}")
     if keyword.iskeyword(slug) or keyword.issoftkeyword(slug):
-        raise BadAnswer(f"project_slug {slug!r} is a Python keyword; {hint}")
+        raise InvalidAnswerError(f"project_slug {slug!r} is a Python keyword; {hint}")
     if slug in sys.stdlib_module_names:
-        raise BadAnswer(
-            f"project_slug {slug!r} is the name of a standard-library module and would shadow it; {hint}"
+        raise InvalidAnswerError(
+            f"project_slug {slug!r} is the name of a standard-library module "
+            f"and would shadow it; {hint}"
         )
     if slug == "app":
-        raise BadAnswer(f"project_slug 'app' is the name of the generated package; {hint}")
+        raise InvalidAnswerError(f"project_slug 'app' is the name of the generated package; {hint}")
 
 
 def check_email(email: str) -> None:
     if len(email) > 254 or not EMAIL.match(email):
-        raise BadAnswer(f"author_email {email!r} is not an e-mail address like 'jane@example.com'")
+        raise InvalidAnswerError(
+            f"author_email {email!r} is not an e-mail address like 'jane@example.com'"
+        )
 
 
 def check_version(version: str) -> None:
     if not PEP440.match(version):
-        raise BadAnswer(
-            f"version {version!r} is not a PEP 440 version; use something like '0.1.0' or '1.0.0rc1'"
+        raise InvalidAnswerError(
+            f"version {version!r} is not a PEP 440 version; "
+            "use something like '0.1.0' or '1.0.0rc1'"
         )
 
 
 def check_free_text(name: str, value: str) -> None:
     if not value.strip():
-        raise BadAnswer(f"{name} is empty; give it a value")
+        raise InvalidAnswerError(f"{name} is empty; give it a value")
     if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        raise BadAnswer(f"{name} {value!r} contains control characters; use one plain line of text")
+        raise InvalidAnswerError(
+            f"{name} {value!r} contains control characters; use one plain line of text"
+        )
 
 
 def check_choices(answers: dict[str, object]) -> None:
@@ -76,7 +82,9 @@ def check_choices(answers: dict[str, object]) -> None:
         options = declared[name]
         if answers[name] not in options:
             allowed = ", ".join(repr(option) for option in options)
-            raise BadAnswer(f"{name} {answers[name]!r} is not one of the options: {allowed}")
+            raise InvalidAnswerError(
+                f"{name} {answers[name]!r} is not one of the options: {allowed}"
+            )
 
 
 def main() -> int:
@@ -87,7 +95,7 @@ def main() -> int:
         check_email(str(ANSWERS["author_email"]))
         check_version(str(ANSWERS["version"]))
         check_choices(ANSWERS)
-    except BadAnswer as bad:
+    except InvalidAnswerError as bad:
         print(f"ERROR: {bad}", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,206 @@
+"""Every answer the pre-gen hook refuses: one readable line, exit 1, nothing left behind."""
+
+import ast
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
+from jinja2 import Environment
+
+from tests.conftest import DECLARED, TEMPLATE_DIR, check_answer_keys, run_cookiecutter
+
+REJECTED = [
+    # (answers, what the error line must say)
+    ({"project_slug": "my-project"}, "project_slug 'my-project' is not a valid Python identifier"),
+    ({"project_slug": "1password"}, "project_slug '1password' is not a valid Python identifier"),
+    ({"project_slug": "café"}, "project_slug 'café' is not a valid Python identifier"),
+    ({"project_slug": "has space"}, "project_slug 'has space' is not a valid Python identifier"),
+    ({"project_slug": "class"}, "project_slug 'class' is a Python keyword"),
+    ({"project_slug": "match"}, "project_slug 'match' is a Python keyword"),
+    ({"project_slug": "json"}, "project_slug 'json' is the name of a standard-library module"),
+    (
+        {"project_slug": "asyncio"},
+        "project_slug 'asyncio' is the name of a standard-library module",
+    ),
+    ({"project_slug": "app"}, "project_slug 'app' is the name of the generated package"),
+    ({"project_name": "Email"}, "project_slug 'email' is the name of a standard-library module"),
+    ({"author_email": "not-an-email"}, "author_email 'not-an-email' is not an e-mail address"),
+    ({"author_email": "jane@localhost"}, "author_email 'jane@localhost' is not an e-mail address"),
+    ({"author_email": "jane doe@example.com"}, "author_email 'jane doe@example.com' is not"),
+    ({"version": "latest"}, "version 'latest' is not a PEP 440 version"),
+    ({"version": "1.0.0.final"}, "version '1.0.0.final' is not a PEP 440 version"),
+    ({"version": "1 .0"}, "version '1 .0' is not a PEP 440 version"),
+    ({"description": "  "}, "description is empty"),
+    ({"author_name": "Jane\tDoe"}, "author_name 'Jane\\tDoe' contains control characters"),
+]
+
+
+def _ids(case: tuple[dict[str, str], str]) -> str:
+    answers = case[0]
+    return "-".join(f"{k}={v!r}" for k, v in answers.items())
+
+
+@pytest.mark.parametrize("case", REJECTED, ids=[_ids(c) for c in REJECTED])
+def test_bad_answers_fail_with_one_line_and_leave_nothing(
+    output_dir: Path, case: tuple[dict[str, str], str]
+) -> None:
+    answers, message = case
+    result = run_cookiecutter(output_dir, answers=answers)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, result.stderr
+    assert message in errors[0]
+    assert list(output_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "version", ["0.1.0", "1.0", "2024.10.1", "1.0.0rc1", "1.0.0-beta.1", "1.0.post2", "1!2.0"]
+)
+def test_pep440_versions_are_accepted(output_dir: Path, version: str) -> None:
+    result = run_cookiecutter(output_dir, answers={"version": version})
+    assert result.returncode == 0, result.stderr
+    assert f'version = "{version}"' in (output_dir / "acme_backend/pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("python_version", "2.7"), ("include_sentry", "maybe")]
+)
+def test_cookiecutter_itself_refuses_an_unlisted_choice_on_the_cli(
+    output_dir: Path, variable: str, value: str
+) -> None:
+    result = run_cookiecutter(output_dir, answers={variable: value})
+    assert result.returncode != 0
+    assert f"{value} provided for choice variable {variable}, but the choices are" in (
+        result.stdout + result.stderr
+    )
+    assert list(output_dir.iterdir()) == []
+
+
+def _replay_file(tmp_path: Path, **changes: str) -> Path:
+    """A replay file as cookiecutter writes it, with some answers changed: the Python API
+    takes these without checking them against cookiecutter.json."""
+    answers: dict[str, Any] = {
+        k: (v[0] if isinstance(v, list) else v) for k, v in DECLARED.items() if k[0] != "_"
+    }
+    answers["project_slug"] = "acme_backend"
+    answers.update(check_answer_keys(changes))
+    answers["_template"] = str(TEMPLATE_DIR)
+    answers["_repo_dir"] = str(TEMPLATE_DIR)
+    answers["_output_dir"] = str(tmp_path)
+    answers["_copy_without_render"] = DECLARED["_copy_without_render"]
+    path = tmp_path / "replay.json"
+    path.write_text(json.dumps({"cookiecutter": answers}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("python_version", "2.7"), ("include_sentry", "maybe")]
+)
+def test_hook_refuses_an_unlisted_choice_from_the_python_api(
+    tmp_path: Path, output_dir: Path, capfd: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    replay = _replay_file(tmp_path, **{variable: value})
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE_DIR), replay=str(replay), output_dir=str(output_dir))
+    options = ", ".join(repr(option) for option in DECLARED[variable])
+    expected = f"ERROR: {variable} {value!r} is not one of the options: {options}"
+    assert expected in capfd.readouterr().err
+    assert list(output_dir.iterdir()) == []
+
+
+def test_a_valid_replay_renders(tmp_path: Path, output_dir: Path) -> None:
+    replay = _replay_file(tmp_path, include_sentry="yes")
+    cookiecutter(str(TEMPLATE_DIR), replay=str(replay), output_dir=str(output_dir))
+    assert (output_dir / "acme_backend/app/main.py").is_file()
+
+
+def test_an_empty_slug_is_refused_before_anything_is_written(output_dir: Path) -> None:
+    # Without -f cookiecutter itself stops: the empty name points at the output directory.
+    plain = run_cookiecutter(output_dir, answers={"project_slug": ""})
+    assert plain.returncode != 0
+    assert "already exists" in plain.stdout + plain.stderr
+    # With -f it would render into the output directory itself: the hook stops that.
+    forced = run_cookiecutter(output_dir, "--overwrite-if-exists", answers={"project_slug": ""})
+    assert forced.returncode == 1
+    assert "ERROR: project_slug is empty" in forced.stderr
+    assert list(output_dir.iterdir()) == []
+
+
+def test_answers_with_quotes_and_backslashes_survive_into_every_file(output_dir: Path) -> None:
+    tricky = 'O\'Brien "Bob" \\ """ \\u0041 é'
+    answers = {"project_name": tricky, "project_slug": "quote_test", "author_name": tricky}
+    result = run_cookiecutter(output_dir, answers=answers | {"description": tricky})
+    assert result.returncode == 0, result.stderr
+    project = output_dir / "quote_test"
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["description"] == tricky
+    assert pyproject["project"]["authors"][0]["name"] == tricky
+    config = ast.parse((project / "app/core/config.py").read_text())
+    defaults = {
+        node.target.id: node.value
+        for node in ast.walk(config)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value
+    }
+    assert ast.literal_eval(defaults["project_name"]) == tricky
+
+
+def test_a_typo_in_test_answers_is_caught() -> None:
+    with pytest.raises(KeyError, match="include_sentri"):
+        check_answer_keys({"include_sentri": "yes"})
+
+
+def test_every_variable_has_a_readable_prompt() -> None:
+    variables = {k for k in DECLARED if not k.startswith("_")}
+    assert set(DECLARED["__prompts__"]) == variables
+
+
+def _load_post_gen_hook(answers: dict[str, Any]) -> dict[str, Any]:
+    """The post-gen hook as cookiecutter would run it, imported instead of executed."""
+    source = (TEMPLATE_DIR / "hooks/post_gen_project.py").read_text()
+    environment = Environment(  # noqa: S701 - renders Python source, not HTML
+        extensions=["cookiecutter.extensions.JsonifyExtension"]
+    )
+    namespace: dict[str, Any] = {"__name__": "post_gen_project"}
+    code = environment.from_string(source).render(cookiecutter=answers)
+    exec(compile(code, "post_gen_project.py", "exec"), namespace)  # noqa: S102 - our own hook
+    return namespace
+
+
+def test_post_gen_prunes_the_paths_of_unchosen_options_and_is_idempotent(
+    tmp_path: Path,
+) -> None:
+    hook = _load_post_gen_hook({"include_sentry": "no"})
+    table = {"include_sentry": {"yes": ["app/extra.py", "docs/extra"]}}
+    hook["CONDITIONAL_PATHS"].clear()
+    hook["CONDITIONAL_PATHS"].update(table)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/extra.py").write_text("x = 1\n")
+    (tmp_path / "app/kept.py").write_text("y = 2\n")
+    (tmp_path / "docs/extra").mkdir(parents=True)
+    (tmp_path / "docs/extra/page.md").write_text("# page\n")
+
+    doomed = hook["paths_to_prune"]({"include_sentry": "no"})
+    assert doomed == ["app/extra.py", "docs/extra"]
+    assert hook["paths_to_prune"]({"include_sentry": "yes"}) == []
+    for _ in range(2):  # a second run (cruft update) finds nothing left to do, and no error
+        hook["prune"](tmp_path, doomed)
+        assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+            "app",
+            "app/kept.py",
+            "docs",
+        ]
+
+
+def test_every_conditional_path_exists_in_the_template() -> None:
+    hook = _load_post_gen_hook({"include_sentry": "no"})
+    project_template = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
+    for option, owners in hook["CONDITIONAL_PATHS"].items():
+        assert option in DECLARED
+        for value, paths in owners.items():
+            assert value in DECLARED[option]
+            for relative in paths:
+                assert (project_template / relative).exists(), relative
