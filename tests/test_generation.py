@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,28 @@ def _variant_id(answers: dict[str, str]) -> str:
     return "-".join(f"{key}={value}" for key, value in answers.items() if key != "description")
 
 
+@dataclass(frozen=True)
+class Rendered:
+    path: Path
+    answers: dict[str, str]
+
+
 @pytest.fixture(scope="session", params=SUPPORTED, ids=_variant_id)
-def project(request: pytest.FixtureRequest, cookies_session: Any) -> Path:
+def rendered(request: pytest.FixtureRequest, cookies_session: Any) -> Rendered:
     answers = check_answer_keys(request.param)
     result = cookies_session.bake(extra_context=answers)
     assert result.exit_code == 0, result.exception
-    path: Path = result.project_path
-    return path
+    return Rendered(path=result.project_path, answers=answers)
 
 
 @pytest.fixture(scope="session")
-def answers_of(project: Path) -> dict[str, str]:
-    return next(a for a in SUPPORTED if project.name == a.get("project_slug", "acme_backend"))
+def project(rendered: Rendered) -> Path:
+    return rendered.path
+
+
+@pytest.fixture(scope="session")
+def answers_of(rendered: Rendered) -> dict[str, str]:
+    return rendered.answers
 
 
 def _run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
