@@ -56,7 +56,10 @@ def generated_files(project: Path) -> Iterator[Path]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a generated project's make: no venv of ours leaking into it."""
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    # The outer `make test` exports MAKELEVEL and MAKEFLAGS; a generated project's make must
+    # run as a user's would, at top level.
+    inherited = {"VIRTUAL_ENV", "PYTHONPATH", "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"}
+    env = {k: v for k, v in os.environ.items() if k not in inherited}
     env["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != BIN_DIR
     )

@@ -3,6 +3,7 @@ no template residue, lint-clean, and (where this machine has the Python it targe
 `make lint` and `make test` passing, on SQLite and on PostgreSQL when TEST_DATABASE_URL is set."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -126,8 +127,11 @@ def test_generated_test_suite_passes(
         pytest.skip("TEST_DATABASE_URL is not set")
     result = _run(["make", "test", f"PYTHON={python}"], cwd=project, **env)
     assert f"database backend: {backend}" in result.stdout
-    assert " passed" in result.stdout.splitlines()[-1]
-    assert " failed" not in result.stdout.splitlines()[-1]
+    summary = re.search(r"^=+ (?P<counts>.*) in [\d.]+s", result.stdout, re.MULTILINE)
+    assert summary is not None, result.stdout[-2000:]
+    assert re.search(r"\d+ passed", summary["counts"]), summary["counts"]
+    assert "failed" not in summary["counts"]
+    assert "error" not in summary["counts"]
 
 
 def _free_port() -> int:

@@ -1,4 +1,5 @@
-"""The application factory. `uvicorn app.main:app` serves the module-level instance."""
+"""The application factory: `uvicorn --factory app.main:create_app` builds the app at start-up,
+so importing this module (in tests, in tools) reads no settings and opens nothing."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -49,6 +50,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api_router)
     return app
-
-
-app = create_app()
