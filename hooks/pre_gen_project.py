@@ -8,15 +8,19 @@ import json
 import keyword
 import re
 import sys
-from pathlib import Path
 
 # The answers arrive as JSON escaped into a Python string literal (by Jinja's tojson, with its
 # quotes sliced off): no answer can break this script's syntax, whatever characters it holds.
 ANSWERS = json.loads("{{ (cookiecutter | jsonify | tojson)[1:-1] }}")
 
-# A single definition of the allowed choices: the template's own cookiecutter.json. Callers
-# of the Python API (a replay file, a user config) can hand us values it never offered.
-CHOICE_VARIABLES = ("python_version", "include_sentry")
+# The options of every choice variable, as cookiecutter.json lists them (a template test keeps
+# the two equal). Callers of the Python API (replay files, user configs) can hand the hook
+# values the CLI would have refused. cookiecutter.json itself cannot be read from here: the
+# hook runs from a temporary copy, and `_repo_dir` may be relative to a directory unknown here.
+CHOICES: dict[str, list[str]] = {
+    "python_version": ["3.11", "3.12", "3.13"],
+    "include_sentry": ["no", "yes"],
+}
 
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 # PEP 440, the canonical pattern from packaging's specification (public versions only).
@@ -77,9 +81,7 @@ def check_free_text(name: str, value: str) -> None:
 
 
 def check_choices(answers: dict[str, object]) -> None:
-    declared = json.loads(Path(str(answers["_repo_dir"]), "cookiecutter.json").read_text())
-    for name in CHOICE_VARIABLES:
-        options = declared[name]
+    for name, options in CHOICES.items():
         if answers[name] not in options:
             allowed = ", ".join(repr(option) for option in options)
             raise InvalidAnswerError(

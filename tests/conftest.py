@@ -25,7 +25,11 @@ def check_answer_keys(answers: dict[str, str]) -> dict[str, str]:
 
 
 def run_cookiecutter(
-    output_dir: Path, *args: str, answers: dict[str, str] | None = None
+    output_dir: Path,
+    *args: str,
+    answers: dict[str, str] | None = None,
+    template: str = str(TEMPLATE_DIR),
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """The real CLI, as a user runs it, with answers given on the command line."""
     pairs = [f"{k}={v}" for k, v in check_answer_keys(answers or {}).items()]
@@ -36,9 +40,10 @@ def run_cookiecutter(
             "--output-dir",
             str(output_dir),
             *args,
-            str(TEMPLATE_DIR),
+            template,
             *pairs,
         ],
+        cwd=cwd,
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

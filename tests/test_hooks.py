@@ -112,6 +112,13 @@ def test_hook_refuses_an_unlisted_choice_from_the_python_api(
     assert list(output_dir.iterdir()) == []
 
 
+def test_renders_from_a_relative_template_path(output_dir: Path) -> None:
+    # What `make demo` does: `cookiecutter .` from the template's own directory.
+    result = run_cookiecutter(output_dir, template=".", cwd=TEMPLATE_DIR)
+    assert result.returncode == 0, result.stderr
+    assert (output_dir / "acme_backend/app/main.py").is_file()
+
+
 def test_a_valid_replay_renders(tmp_path: Path, output_dir: Path) -> None:
     replay = _replay_file(tmp_path, include_sentry="yes")
     cookiecutter(str(TEMPLATE_DIR), replay=str(replay), output_dir=str(output_dir))
@@ -151,6 +158,20 @@ def test_answers_with_quotes_and_backslashes_survive_into_every_file(output_dir:
 def test_a_typo_in_test_answers_is_caught() -> None:
     with pytest.raises(KeyError, match="include_sentri"):
         check_answer_keys({"include_sentri": "yes"})
+
+
+def test_the_hook_knows_every_choice_as_cookiecutter_json_lists_it() -> None:
+    source = (TEMPLATE_DIR / "hooks/pre_gen_project.py").read_text()
+    tree = ast.parse(source)
+    choices = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id == "CHOICES"
+        and node.value is not None
+    )
+    assert choices == {k: v for k, v in DECLARED.items() if isinstance(v, list) and k[0] != "_"}
 
 
 def test_every_variable_has_a_readable_prompt() -> None:
