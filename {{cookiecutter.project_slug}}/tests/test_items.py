@@ -19,6 +19,7 @@ async def test_item_lifecycle(client: AsyncClient, owner: Account) -> None:
     item = await _create(client, owner)
     assert item["tenant_id"] == str(owner.tenant_id)
     assert item["owner_id"] == str(owner.user_id)
+    assert item["updated_at"] == item["created_at"]
     url = f"/api/v1/items/{item['id']}"
 
     assert (await client.get(url, headers=owner.headers)).json() == item
