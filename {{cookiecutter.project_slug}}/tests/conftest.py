@@ -60,7 +60,7 @@ async def _empty_tables(app: FastAPI) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    # raise_app_exceptions=False: the test sees the 500 a real client would get.
+    # The app's lifespan already runs (session-wide); raise_app_exceptions=False as in running().
     transport = ASGITransport(app=app, raise_app_exceptions=False)
     async with AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

@@ -1,13 +1,26 @@
 """Small actions the tests repeat: sign a tenant up, log in, invite a user."""
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from httpx import AsyncClient
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 
 PASSWORD = "correct horse battery staple"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    """The app with its lifespan running, and a client that gets what a real one would
+    (raise_app_exceptions=False: a 500 is a response, not an exception in the test)."""
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
 
 
 @dataclass

@@ -1,10 +1,11 @@
 from collections.abc import AsyncIterator
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from app.core.config import Settings
 from app.main import create_app
+from tests.helpers import running
 
 
 class BoomError(Exception):
@@ -19,10 +20,8 @@ async def failing_client(settings: Settings) -> AsyncIterator[AsyncClient]:
         raise BoomError("kaboom")
 
     application.add_api_route("/boom", explode)
-    async with application.router.lifespan_context(application):
-        transport = ASGITransport(app=application, raise_app_exceptions=False)
-        async with AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    async with running(application) as http:
+        yield http
 
 
 async def test_an_unhandled_error_answers_500_json_without_details(

@@ -1,10 +1,11 @@
 from collections.abc import AsyncIterator
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from app.core.config import Settings
 from app.main import create_app
+from tests.helpers import running
 
 # Nothing listens on port 1: connecting is refused at once.
 UNREACHABLE_DATABASES = {
@@ -25,10 +26,8 @@ async def client_without_database(
 ) -> AsyncIterator[AsyncClient]:
     broken = settings.model_copy(update={"database_url": UNREACHABLE_DATABASES[request.param]})
     application = create_app(broken)
-    async with application.router.lifespan_context(application):
-        transport = ASGITransport(app=application, raise_app_exceptions=False)
-        async with AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
+    async with running(application) as http:
+        yield http
 
 
 async def test_health_answers_503_when_the_database_is_down(

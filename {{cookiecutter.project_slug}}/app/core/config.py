@@ -103,8 +103,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-            lines.append(f"  {name}: {error['msg']}")
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  {name}: {message}" if name else f"  {message}")
         raise SettingsError("Invalid configuration:\n" + "\n".join(lines)) from None
 
 

@@ -5,9 +5,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.api.deps import CurrentUser, SessionDep
+from app.db.pagination import fetch_page
 from app.models import Item
 from app.schemas.item import ItemCreate, ItemPage, ItemPublic, ItemUpdate
 from app.schemas.page import PageParams
@@ -38,18 +39,15 @@ async def create_item(body: ItemCreate, user: CurrentUser, session: SessionDep) 
 async def list_items(
     user: CurrentUser, session: SessionDep, page: Annotated[PageParams, Query()]
 ) -> ItemPage:
-    in_tenant = Item.tenant_id == user.tenant_id
-    total = await session.scalar(select(func.count()).select_from(Item).where(in_tenant))
-    rows = await session.scalars(
+    statement = (
         select(Item)
-        .where(in_tenant)
+        .where(Item.tenant_id == user.tenant_id)
         .order_by(Item.created_at.desc(), Item.id)
-        .limit(page.limit)
-        .offset(page.offset)
     )
+    rows, total = await fetch_page(session, statement, page)
     return ItemPage(
         items=[ItemPublic.model_validate(row) for row in rows],
-        total=total or 0,
+        total=total,
         limit=page.limit,
         offset=page.offset,
     )

@@ -1,15 +1,12 @@
-from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
+from fastapi import APIRouter, status
 
 from app.api.deps import SessionDep
-from app.core.security import hash_password
-from app.models import Tenant, User, UserRole
+from app.models import Tenant, UserRole
 from app.schemas.tenant import TenantPublic, TenantSignup, TenantSignupResult
 from app.schemas.user import UserPublic
+from app.services.users import EMAIL_TAKEN, add_user
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
-
-EMAIL_TAKEN = "A user with this e-mail already exists"
 
 
 @router.post(
@@ -20,19 +17,17 @@ EMAIL_TAKEN = "A user with this e-mail already exists"
 )
 async def sign_up(body: TenantSignup, session: SessionDep) -> TenantSignupResult:
     """Create a tenant and its owner in one transaction."""
-    if await session.scalar(select(User.id).where(User.email == body.email)):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=EMAIL_TAKEN)
     tenant = Tenant(name=body.tenant_name)
     session.add(tenant)
     await session.flush()
-    owner = User(
+    owner = await add_user(
+        session,
         tenant_id=tenant.id,
         email=body.email,
-        hashed_password=hash_password(body.password),
+        password=body.password,
         full_name=body.full_name,
         role=UserRole.owner,
     )
-    session.add(owner)
     await session.commit()
     return TenantSignupResult(
         tenant=TenantPublic.model_validate(tenant), owner=UserPublic.model_validate(owner)

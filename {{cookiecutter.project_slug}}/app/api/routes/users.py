@@ -1,15 +1,14 @@
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func, select
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
 
 from app.api.deps import CurrentOwner, CurrentUser, SessionDep
-from app.api.routes.tenants import EMAIL_TAKEN
-from app.core.security import hash_password
-from app.db.tenancy import ALL_TENANTS
+from app.db.pagination import fetch_page
 from app.models import User
 from app.schemas.page import PageParams
 from app.schemas.user import UserCreate, UserPage, UserPublic
+from app.services.users import EMAIL_TAKEN, add_user
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -27,18 +26,14 @@ async def read_me(user: CurrentUser) -> User:
 )
 async def invite_user(body: UserCreate, owner: CurrentOwner, session: SessionDep) -> User:
     """An owner adds a user to their own tenant (never to another one)."""
-    # E-mails are unique across tenants (they choose the tenant at login), so look everywhere.
-    taken = select(User.id).where(User.email == body.email).execution_options(**{ALL_TENANTS: True})
-    if await session.scalar(taken):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=EMAIL_TAKEN)
-    user = User(
+    user = await add_user(
+        session,
         tenant_id=owner.tenant_id,
         email=body.email,
-        hashed_password=hash_password(body.password),
+        password=body.password,
         full_name=body.full_name,
         role=body.role,
     )
-    session.add(user)
     await session.commit()
     return user
 
@@ -47,18 +42,13 @@ async def invite_user(body: UserCreate, owner: CurrentOwner, session: SessionDep
 async def list_users(
     user: CurrentUser, session: SessionDep, page: Annotated[PageParams, Query()]
 ) -> UserPage:
-    in_tenant = User.tenant_id == user.tenant_id
-    total = await session.scalar(select(func.count()).select_from(User).where(in_tenant))
-    rows = await session.scalars(
-        select(User)
-        .where(in_tenant)
-        .order_by(User.created_at, User.id)
-        .limit(page.limit)
-        .offset(page.offset)
+    statement = (
+        select(User).where(User.tenant_id == user.tenant_id).order_by(User.created_at, User.id)
     )
+    rows, total = await fetch_page(session, statement, page)
     return UserPage(
         items=[UserPublic.model_validate(row) for row in rows],
-        total=total or 0,
+        total=total,
         limit=page.limit,
         offset=page.offset,
     )

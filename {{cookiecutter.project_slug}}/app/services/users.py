@@ -1,0 +1,38 @@
+"""Creating users, shared by sign-up (the owner) and invitations (members)."""
+
+import uuid
+
+from fastapi import HTTPException, status
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.security import hash_password
+from app.db.tenancy import ALL_TENANTS
+from app.models import User, UserRole
+
+EMAIL_TAKEN = "A user with this e-mail already exists"
+
+
+async def add_user(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    email: str,
+    password: str,
+    full_name: str | None,
+    role: UserRole,
+) -> User:
+    """Add (not commit) a user; 409 when the e-mail is taken in any tenant, since e-mails
+    choose the tenant at login. A race past this check ends in the unique index: also 409."""
+    taken = select(User.id).where(User.email == email).execution_options(**{ALL_TENANTS: True})
+    if await session.scalar(taken):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=EMAIL_TAKEN)
+    user = User(
+        tenant_id=tenant_id,
+        email=email,
+        hashed_password=hash_password(password),
+        full_name=full_name,
+        role=role,
+    )
+    session.add(user)
+    return user
