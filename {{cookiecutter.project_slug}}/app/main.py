@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import install_exception_handlers
 from app.api.router import api_router
 from app.api.routes import health
@@ -37,8 +38,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    app = FastAPI(title=settings.project_name, version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title=settings.project_name,
+        version=__version__,
+        lifespan=lifespan,
+        # No 307 to the slash-less path: its Location would be built from the Host header.
+        redirect_slashes=False,
+    )
     app.state.settings = settings
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

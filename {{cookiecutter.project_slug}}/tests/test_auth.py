@@ -6,7 +6,9 @@ import jwt
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import update
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import select, update
 
 from app.core.config import Settings
 from app.core.security import create_access_token
@@ -51,6 +53,68 @@ async def test_undecodable_form_bytes_are_just_bad_credentials(
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 401
+
+
+async def test_an_over_long_password_is_refused_without_hashing(
+    client: AsyncClient, owner: Account
+) -> None:
+    form = {"username": owner.email, "password": PASSWORD + "x" * 1_000_000}
+    response = await client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("signed_up_as", "logs_in_as"),
+    [
+        pytest.param("Ju\u0308rgen@example.com", "Ju\u0308rgen@example.com", id="decomposed"),
+        pytest.param("Ju\u0308rgen@example.com", "J\u00fcrgen@EXAMPLE.com", id="composed"),
+        pytest.param("ada@b\u00fccher.de", "ada@xn--bcher-kva.de", id="idna"),
+        pytest.param("Bob <bob@example.com>", "Bob <bob@example.com>", id="display-name"),
+        pytest.param("Bob <bob@example.com>", " BOB@example.com ", id="bare"),
+    ],
+)
+async def test_login_normalises_the_address_as_sign_up_does(
+    client: AsyncClient, signed_up_as: str, logs_in_as: str
+) -> None:
+    signup = {"tenant_name": "Acme", "email": signed_up_as, "password": PASSWORD}
+    assert (await client.post("/api/v1/tenants", json=signup)).status_code == 201
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": logs_in_as, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_an_outdated_hash_is_upgraded_at_login(
+    client: AsyncClient, app: FastAPI, owner: Account
+) -> None:
+    weak = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8 * 1024),)).hash(PASSWORD)
+    async with app.state.session_factory() as session:
+        await session.execute(
+            update(User).where(User.id == owner.user_id).values(hashed_password=weak)
+        )
+        await session.commit()
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": owner.email, "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    async with app.state.session_factory() as session:
+        stored = await session.scalar(select(User.hashed_password).where(User.id == owner.user_id))
+    assert stored is not None
+    assert stored != weak
+    assert PasswordHash((Argon2Hasher(),)).verify_and_update(PASSWORD, stored) == (True, None)
+
+
+async def test_a_file_sent_as_password_is_refused_without_echoing_it(
+    client: AsyncClient, owner: Account
+) -> None:
+    response = await client.post(
+        "/api/v1/auth/token",
+        data={"username": owner.email},
+        files={"password": ("secret.txt", b"top-secret-file-content")},
+    )
+    assert response.status_code == 422
+    assert "secret" not in response.text
+    assert "_file" not in response.text
 
 
 async def test_login_without_form_fields_gets_422(client: AsyncClient) -> None:

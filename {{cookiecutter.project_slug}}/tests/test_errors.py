@@ -40,3 +40,35 @@ async def test_unknown_routes_and_methods_answer_json(client: AsyncClient) -> No
     wrong = await client.put("/health")
     assert wrong.status_code == 405
     assert wrong.json() == {"detail": "Method Not Allowed"}
+
+
+async def test_health_answers_head_probes(client: AsyncClient) -> None:
+    response = await client.head("/health")
+    assert response.status_code == 200
+
+
+async def test_a_trailing_slash_is_not_redirected_to_the_host_header(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/items/", headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+
+
+async def test_oversized_bodies_are_refused_with_413(
+    client: AsyncClient, settings: Settings
+) -> None:
+    too_big = b"x" * (settings.max_request_body_bytes + 1)
+    declared = await client.post(
+        "/api/v1/tenants", content=too_big, headers={"Content-Type": "application/json"}
+    )
+    assert declared.status_code == 413
+    assert declared.json() == {"detail": "Request body too large"}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(3):
+            yield b" " * (settings.max_request_body_bytes // 2)
+
+    streamed = await client.post(
+        "/api/v1/tenants", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert streamed.json() == {"detail": "Request body too large"}

@@ -28,7 +28,8 @@ async def test_item_lifecycle(client: AsyncClient, owner: Account) -> None:
     assert patched.status_code == 200
     assert patched.json()["title"] == "Ledger 2"
     assert patched.json()["description"] == "Q3"  # untouched: partial update
-    assert patched.json()["updated_at"] >= item["updated_at"]
+    assert patched.json()["updated_at"] > item["updated_at"]
+    assert patched.json()["created_at"] == item["created_at"]
 
     cleared = await client.patch(url, json={"description": None}, headers=owner.headers)
     assert cleared.json()["description"] is None

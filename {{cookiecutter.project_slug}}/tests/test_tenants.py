@@ -1,3 +1,4 @@
+import json
 from typing import Any
 
 import pytest
@@ -47,6 +48,30 @@ async def test_malformed_sign_ups_get_422(client: AsyncClient, body: Any) -> Non
     response = await client.post("/api/v1/tenants", json=body)
     assert response.status_code == 422
     assert isinstance(response.json()["detail"], list)
+
+
+async def test_a_422_never_echoes_what_was_sent(client: AsyncClient) -> None:
+    body = SIGNUP | {"password": "hunter2"}  # too short: rejected, and must not come back
+    response = await client.post("/api/v1/tenants", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "password"]
+    assert "hunter2" not in response.text
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e999"])
+async def test_non_finite_numbers_get_a_strictly_valid_json_422(
+    client: AsyncClient, literal: bytes
+) -> None:
+    body = b'{"tenant_name": ' + literal + b', "email": "a@example.com", "password": "long enough"}'
+    response = await client.post(
+        "/api/v1/tenants", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    json.loads(response.text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
 
 
 LONE_SURROGATE = b'{"tenant_name": "\\ud800", "email": "a@example.com", "password": "long enough"}'

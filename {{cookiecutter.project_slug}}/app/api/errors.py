@@ -6,7 +6,6 @@ import socket
 from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -25,20 +24,36 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-class ASCIIJSONResponse(JSONResponse):
-    """JSON with non-ASCII escaped. A 422 echoes the offending input, and input such as a
-    lone surrogate ("\\ud800" is valid JSON) cannot be encoded as UTF-8: the default response
-    would crash into a 500 while reporting a 422."""
+class StrictJSONResponse(JSONResponse):
+    """JSON any client can parse: ASCII only (a lone surrogate cannot be encoded as UTF-8 and
+    would crash the default response into a 500) and no NaN/Infinity (not JSON at all)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode("ascii")
+
+
+def _plain(value: Any) -> str | int | bool | None:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    return str(value)  # floats (NaN too), Decimals, exceptions: as text
+
+
+def _describe(error: Any) -> dict[str, Any]:
+    """What a client needs to fix its request. The rejected `input` is left out: it would
+    echo passwords and tokens back, and uploaded files' internals with them."""
+    described = {"type": error["type"], "loc": list(error["loc"]), "msg": error["msg"]}
+    if context := error.get("ctx"):
+        described["ctx"] = {key: _plain(value) for key, value in context.items()}
+    return described
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
-    return ASCIIJSONResponse(
+    return StrictJSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": jsonable_encoder(errors)},
+        content={"detail": [_describe(error) for error in errors]},
     )
 
 

@@ -1,5 +1,6 @@
 """Settings read from the environment (and a `.env` file), validated once at start-up."""
 
+import json
 import logging
 from functools import lru_cache
 from typing import Annotated, Literal, Self
@@ -12,12 +13,14 @@ from sqlalchemy.exc import ArgumentError
 logger = logging.getLogger(__name__)
 
 # The one value of SECRET_KEY we ship; it is fine on a laptop and refused anywhere else.
-PLACEHOLDER_SECRET = "changethis"  # noqa: S105 - a known placeholder, refused outside dev
+PLACEHOLDER_SECRET = "changethis-local-development-only-key"  # noqa: S105 - refused outside dev
+MIN_SECRET_LENGTH = 32  # HS256 wants a key of at least 256 bits
 DEVELOPMENT_ENVIRONMENTS = frozenset({"local", "test"})
 
 # Drivers the app is written and tested against: both are async.
 _DRIVER_FOR_BACKEND = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _BACKEND_ALIASES = {"postgres": "postgresql"}
+_KEY_HINT = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class Settings(BaseSettings):
@@ -35,6 +38,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./app.db"
     database_pool_size: int = Field(default=5, ge=1, le=100)
     database_max_overflow: int = Field(default=10, ge=0, le=100)
+
+    # Larger request bodies are refused with 413 before they are read into memory.
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
 
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     access_token_expire_minutes: int = Field(default=30, ge=1, le=60 * 24)
@@ -58,6 +64,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql"
             )
+        if backend == "postgresql" and "sslmode" in url.query:
+            # Hosted PostgreSQL URLs carry libpq's ?sslmode=; asyncpg calls it ?ssl=.
+            query = dict(url.query)
+            query["ssl"] = query.pop("sslmode")
+            url = url.set(query=query)
         return url.set(drivername=_DRIVER_FOR_BACKEND[backend]).render_as_string(
             hide_password=False
         )
@@ -65,24 +76,27 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().startswith("["):
+            return json.loads(value)  # the JSON list form, as other settings libraries take it
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters; {_KEY_HINT}")
+        return value
+
     @model_validator(mode="after")
-    def _refuse_unsafe_secret(self) -> Self:
-        secret = self.secret_key.get_secret_value()
-        if self.environment in DEVELOPMENT_ENVIRONMENTS:
+    def _refuse_placeholder_outside_development(self) -> Self:
+        if self.environment in DEVELOPMENT_ENVIRONMENTS or not self.uses_placeholder_secret:
             return self
-        if secret == PLACEHOLDER_SECRET:
-            raise ValueError(
-                f"SECRET_KEY is the placeholder {PLACEHOLDER_SECRET!r}; set a random value "
-                "for ENVIRONMENT=" + self.environment + " "
-                '(python -c "import secrets; print(secrets.token_urlsafe(32))")'
-            )
-        if len(secret) < 32:
-            raise ValueError("SECRET_KEY must be at least 32 characters outside development")
-        return self
+        raise ValueError(
+            f"SECRET_KEY is the development placeholder; set a random value for "
+            f"ENVIRONMENT={self.environment} ({_KEY_HINT})"
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,12 +1,20 @@
 """Password hashing (argon2 via pwdlib) and access tokens (HS256 JWTs via PyJWT)."""
 
+import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache, partial
+from typing import TypeVar
 
+import anyio.to_thread
 import jwt
+from anyio import CapacityLimiter
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+
+T = TypeVar("T")
 
 ALGORITHM = "HS256"
 TOKEN_TYPE = "access"  # noqa: S105 - the "typ" claim, not a secret
@@ -22,16 +30,37 @@ password_hash = PasswordHash((Argon2Hasher(),))
 _DUMMY_HASH = password_hash.hash("not-a-real-password")
 
 
-def hash_password(password: str) -> str:
+# Argon2 is deliberately slow (~0.1 s of CPU). It runs in worker threads (argon2 releases the
+# GIL) so the event loop keeps serving, and at most one hash per core runs at once, so a burst
+# of logins queues up instead of starving every other request of CPU.
+@cache
+def _hashing_limiter() -> CapacityLimiter:
+    # Made on first use: a limiter must be created inside the running event loop.
+    return CapacityLimiter(max(1, os.cpu_count() or 1))
+
+
+async def _off_the_loop(work: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(work, limiter=_hashing_limiter())
+
+
+def hash_password_sync(password: str) -> str:
     return password_hash.hash(password)
 
 
-def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
+def verify_password_sync(password: str, hashed: str | None) -> tuple[bool, str | None]:
     """Return (valid, new_hash); new_hash is set when the stored hash should be upgraded."""
     if hashed is None:
         password_hash.verify(password, _DUMMY_HASH)
         return False, None
     return password_hash.verify_and_update(password, hashed)
+
+
+async def hash_password(password: str) -> str:
+    return await _off_the_loop(partial(hash_password_sync, password))
+
+
+async def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    return await _off_the_loop(partial(verify_password_sync, password, hashed))
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ async def add_user(
     user = User(
         tenant_id=tenant_id,
         email=email,
-        hashed_password=hash_password(password),
+        hashed_password=await hash_password(password),
         full_name=full_name,
         role=role,
     )

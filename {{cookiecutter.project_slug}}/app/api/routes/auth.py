@@ -9,7 +9,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.core.security import create_access_token, verify_password
 from app.models import User
 from app.schemas.auth import Token
-from app.schemas.common import is_storable
+from app.schemas.common import MAX_PASSWORD_LENGTH, is_storable, normalize_email
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -21,14 +21,15 @@ async def login(
     settings: SettingsDep,
 ) -> Token:
     """OAuth2 password flow: `username` is the e-mail address."""
-    email = form.username.strip().lower()
+    email = normalize_email(form.username.strip())
     user, valid, upgraded_hash = None, False, None
-    # Text no database or hasher can take is simply a wrong credential, not a server error.
-    if is_storable(email) and is_storable(form.password) and len(email) <= 320:
+    # Input no address, database or hasher can take is a wrong credential, not a server error;
+    # an over-long password is refused before it costs a hash.
+    password_ok = is_storable(form.password) and len(form.password) <= MAX_PASSWORD_LENGTH
+    if email is not None and password_ok:
         user = await session.scalar(select(User).where(User.email == email))
-        valid, upgraded_hash = verify_password(
-            form.password, user.hashed_password if user else None
-        )
+        hashed = user.hashed_password if user else None
+        valid, upgraded_hash = await verify_password(form.password, hashed)
     if user is None or not valid or not user.is_active:
         # One answer for every failure: it must not reveal which e-mails exist.
         raise HTTPException(

@@ -11,8 +11,9 @@ class HealthStatus(BaseModel):
     database: str
 
 
-@router.get(
+@router.api_route(
     "/health",
+    methods=["GET", "HEAD"],  # load balancers probe with either
     response_model=HealthStatus,
     responses={503: {"model": HealthStatus, "description": "The database is unreachable"}},
 )
