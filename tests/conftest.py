@@ -15,7 +15,7 @@ DECLARED: dict[str, Any] = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_
 BIN_DIR = Path(sys.executable).parent
 
 
-def check_answer_keys(answers: dict[str, str]) -> dict[str, str]:
+def check_answer_keys(answers: dict[str, Any]) -> dict[str, Any]:
     """cookiecutter silently drops extra_context keys it does not declare, so a typo would
     render the defaults and pass. Every answer a test gives goes through here first."""
     unknown = sorted(set(answers) - {k for k in DECLARED if not k.startswith("_")})

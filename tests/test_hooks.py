@@ -2,6 +2,7 @@
 
 import ast
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 from jinja2 import Environment
 
-from tests.conftest import DECLARED, TEMPLATE_DIR, check_answer_keys, run_cookiecutter
+from tests.conftest import BIN_DIR, DECLARED, TEMPLATE_DIR, check_answer_keys, run_cookiecutter
 
 REJECTED = [
     # (answers, what the error line must say)
@@ -22,20 +23,33 @@ REJECTED = [
     ({"project_slug": "class"}, "project_slug 'class' is a Python keyword"),
     ({"project_slug": "match"}, "project_slug 'match' is a Python keyword"),
     ({"project_slug": "json"}, "project_slug 'json' is the name of a standard-library module"),
-    (
-        {"project_slug": "asyncio"},
-        "project_slug 'asyncio' is the name of a standard-library module",
-    ),
+    ({"project_slug": "asyncio"}, "project_slug 'asyncio' is the name of a standard-library"),
     ({"project_slug": "app"}, "project_slug 'app' is the name of the generated package"),
-    ({"project_name": "Email"}, "project_slug 'email' is the name of a standard-library module"),
+    ({"project_slug": "_private"}, "project_slug '_private' must start with a letter"),
+    ({"project_slug": "trailing_"}, "project_slug 'trailing_' must start with a letter"),
+    ({"project_slug": "fastapi"}, "project_slug 'fastapi' is the name of a package the project"),
+    ({"project_slug": "pydantic_settings"}, "'pydantic_settings' is the name of a package"),
+    (
+        {"project_name": "Email"},
+        "project_slug 'email' (derived from project_name 'Email'; give project_slug explicitly)"
+        " is the name of a standard-library module",
+    ),
+    ({"project_name": "1st API"}, "project_slug '1st_api' (derived from project_name '1st API'"),
+    ({"project_name": "N" * 71}, "is too long (71 columns); keep it within 70"),
+    ({"project_name": "名" * 36, "project_slug": "cjk"}, "is too long (72 columns)"),
     ({"author_email": "not-an-email"}, "author_email 'not-an-email' is not an e-mail address"),
     ({"author_email": "jane@localhost"}, "author_email 'jane@localhost' is not an e-mail address"),
     ({"author_email": "jane doe@example.com"}, "author_email 'jane doe@example.com' is not"),
+    ({"author_email": "jane@example.com\n"}, "author_email 'jane@example.com\\n' contains control"),
     ({"version": "latest"}, "version 'latest' is not a PEP 440 version"),
     ({"version": "1.0.0.final"}, "version '1.0.0.final' is not a PEP 440 version"),
     ({"version": "1 .0"}, "version '1 .0' is not a PEP 440 version"),
+    ({"version": "0.1.0\n"}, "version '0.1.0\\n' is not a PEP 440 version"),
     ({"description": "  "}, "description is empty"),
+    ({"author_name": " Jane"}, "author_name ' Jane' has leading or trailing spaces"),
     ({"author_name": "Jane\tDoe"}, "author_name 'Jane\\tDoe' contains control characters"),
+    ({"description": "one\u2028two"}, "description 'one\\u2028two' contains control characters"),
+    ({"description": "bell\x85"}, "description 'bell\\x85' contains control characters"),
 ]
 
 
@@ -51,9 +65,12 @@ def test_bad_answers_fail_with_one_line_and_leave_nothing(
     answers, message = case
     result = run_cookiecutter(output_dir, answers=answers)
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1, result.stderr
-    assert message in errors[0]
+    output = result.stdout + result.stderr
+    ours = [line for line in output.splitlines() if line.startswith("Invalid answer: ")]
+    assert len(ours) == 1, output
+    assert message in ours[0]
+    # cookiecutter's own notice follows ours (it also logs the hook's exit as a traceback).
+    assert "Stopping generation because pre_gen_project hook" in output
     assert list(output_dir.iterdir()) == []
 
 
@@ -80,7 +97,7 @@ def test_cookiecutter_itself_refuses_an_unlisted_choice_on_the_cli(
     assert list(output_dir.iterdir()) == []
 
 
-def _replay_file(tmp_path: Path, **changes: str) -> Path:
+def _replay_file(tmp_path: Path, **changes: object) -> Path:
     """A replay file as cookiecutter writes it, with some answers changed: the Python API
     takes these without checking them against cookiecutter.json."""
     answers: dict[str, Any] = {
@@ -107,7 +124,7 @@ def test_hook_refuses_an_unlisted_choice_from_the_python_api(
     with pytest.raises(FailedHookException):
         cookiecutter(str(TEMPLATE_DIR), replay=str(replay), output_dir=str(output_dir))
     options = ", ".join(repr(option) for option in DECLARED[variable])
-    expected = f"ERROR: {variable} {value!r} is not one of the options: {options}"
+    expected = f"Invalid answer: {variable} {value!r} is not one of the options: {options}"
     assert expected in capfd.readouterr().err
     assert list(output_dir.iterdir()) == []
 
@@ -117,6 +134,18 @@ def test_renders_from_a_relative_template_path(output_dir: Path) -> None:
     result = run_cookiecutter(output_dir, template=".", cwd=TEMPLATE_DIR)
     assert result.returncode == 0, result.stderr
     assert (output_dir / "acme_backend/app/main.py").is_file()
+
+
+def test_a_slug_with_a_slash_is_refused_and_only_an_empty_parent_remains(
+    output_dir: Path,
+) -> None:
+    # cookiecutter creates out/a/b from the directory name before any hook runs, and on the
+    # hook's refusal removes out/a/b but not the parent it made: a cookiecutter limit the
+    # template cannot reach (docs/adr/0001). No file is written.
+    result = run_cookiecutter(output_dir, answers={"project_slug": "a/b"})
+    assert result.returncode == 1
+    assert "Invalid answer: project_slug 'a/b' is not a valid Python identifier" in result.stderr
+    assert [p.relative_to(output_dir).as_posix() for p in output_dir.rglob("*")] == ["a"]
 
 
 def test_a_valid_replay_renders(tmp_path: Path, output_dir: Path) -> None:
@@ -133,26 +162,67 @@ def test_an_empty_slug_is_refused_before_anything_is_written(output_dir: Path) -
     # With -f it would render into the output directory itself: the hook stops that.
     forced = run_cookiecutter(output_dir, "--overwrite-if-exists", answers={"project_slug": ""})
     assert forced.returncode == 1
-    assert "ERROR: project_slug is empty" in forced.stderr
+    assert "Invalid answer: project_slug is empty" in forced.stderr
     assert list(output_dir.iterdir()) == []
 
 
-def test_answers_with_quotes_and_backslashes_survive_into_every_file(output_dir: Path) -> None:
-    tricky = 'O\'Brien "Bob" \\ """ \\u0041 é'
-    answers = {"project_name": tricky, "project_slug": "quote_test", "author_name": tricky}
-    result = run_cookiecutter(output_dir, answers=answers | {"description": tricky})
-    assert result.returncode == 0, result.stderr
-    project = output_dir / "quote_test"
+AWKWARD_TEXT = [
+    pytest.param('O\'Brien "Bob" \\ """ \\u0041 é', id="quotes-and-backslashes"),
+    pytest.param("Rocket 🚀 launch", id="emoji"),
+    pytest.param("顧客管理システムのバックエンド", id="cjk"),
+    pytest.param("Бэкенд для клиентов", id="cyrillic"),
+    pytest.param("{% raw %}{{ x }}{% endraw %} & <b>#[x]</b>", id="jinja-and-markup"),
+    pytest.param("N" * 70, id="longest-name"),
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD_TEXT)
+def test_awkward_text_survives_into_every_file(output_dir: Path, text: str) -> None:
+    answers = {"project_name": text, "project_slug": "awkward", "author_name": text}
+    result = run_cookiecutter(output_dir, answers=answers | {"description": text})
+    assert result.returncode == 0, result.stdout + result.stderr
+    project = output_dir / "awkward"
+    expected = text.replace("{% raw %}", "").replace("{% endraw %}", "")  # cookiecutter renders
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
-    assert pyproject["project"]["description"] == tricky
-    assert pyproject["project"]["authors"][0]["name"] == tricky
+    assert pyproject["project"]["description"] == expected
+    assert pyproject["project"]["authors"][0]["name"] == expected
     config = ast.parse((project / "app/core/config.py").read_text())
     defaults = {
         node.target.id: node.value
         for node in ast.walk(config)
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value
     }
-    assert ast.literal_eval(defaults["project_name"]) == tricky
+    assert ast.literal_eval(defaults["project_name"]) == expected
+    for source in project.rglob("*.py"):
+        compile(source.read_text(), str(source), "exec")
+    for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        lint = subprocess.run(
+            [str(BIN_DIR / "ruff"), *command], cwd=project, capture_output=True, text=True
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("description", ["a", "b"], "description must be text, not list ['a', 'b']"),
+        ("project_name", 42, "project_name must be text, not int 42"),
+        ("version", 1.1, "version 1.1 is not a PEP 440 version"),
+    ],
+)
+def test_replayed_answers_that_are_not_text_are_refused(
+    tmp_path: Path,
+    output_dir: Path,
+    capfd: pytest.CaptureFixture[str],
+    variable: str,
+    value: object,
+    message: str,
+) -> None:
+    replay = _replay_file(tmp_path, **{variable: value})
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE_DIR), replay=str(replay), output_dir=str(output_dir))
+    assert f"Invalid answer: {message}" in capfd.readouterr().err
+    assert list(output_dir.iterdir()) == []
 
 
 def test_a_typo_in_test_answers_is_caught() -> None:

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    project_name: str = {{ cookiecutter.project_name | tojson | replace('\\"', '\\u0022') }}
+    project_name: str = "{{ cookiecutter.project_name | replace('\\', '\\\\') | replace('"', '\\u0022') }}"
     environment: Literal["local", "test", "staging", "production"] = "local"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
