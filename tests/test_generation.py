@@ -24,9 +24,9 @@ SUPPORTED: list[dict[str, str]] = [
     {"include_sentry": "no", "python_version": "3.13"},
     {"include_sentry": "yes", "python_version": "3.12"},
     {  # awkward free text: non-ASCII, quotes and backslashes must survive every file
-        "project_name": 'Ünïcode "Café" Ops',
+        "project_name": 'Ünïcode "Café" Опс 🚀',
         "project_slug": "cafe_ops",
-        "description": 'Says "hi", it\'s \\ fine — naïvely.',
+        "description": 'Says "hi", it\'s \\ fine — naïvely 🚀.',
         "author_name": "Zoë O'Brien",
         "include_sentry": "no",
         "python_version": "3.11",

@@ -72,3 +72,13 @@ async def test_oversized_bodies_are_refused_with_413(
     )
     assert streamed.status_code == 413
     assert streamed.json() == {"detail": "Request body too large"}
+
+
+async def test_the_openapi_schema_carries_the_project_name(
+    client: AsyncClient, settings: Settings
+) -> None:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.json()["info"]["title"] == settings.project_name
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
