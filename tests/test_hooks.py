@@ -2,6 +2,7 @@
 
 import ast
 import json
+import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -230,18 +231,36 @@ def test_a_typo_in_test_answers_is_caught() -> None:
         check_answer_keys({"include_sentri": "yes"})
 
 
+def _pre_gen_constant(name: str) -> Any:
+    tree = ast.parse((TEMPLATE_DIR / "hooks/pre_gen_project.py").read_text())
+    for node in ast.walk(tree):
+        target = node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id == name:
+            value = node.value
+            if isinstance(value, ast.Call):  # frozenset({...})
+                value = value.args[0]
+            assert value is not None
+            return ast.literal_eval(value)
+    raise LookupError(name)
+
+
 def test_the_hook_knows_every_choice_as_cookiecutter_json_lists_it() -> None:
-    source = (TEMPLATE_DIR / "hooks/pre_gen_project.py").read_text()
-    tree = ast.parse(source)
-    choices = next(
-        ast.literal_eval(node.value)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.AnnAssign)
-        and isinstance(node.target, ast.Name)
-        and node.target.id == "CHOICES"
-        and node.value is not None
-    )
+    choices = _pre_gen_constant("CHOICES")
     assert choices == {k: v for k, v in DECLARED.items() if isinstance(v, list) and k[0] != "_"}
+
+
+def test_the_hook_knows_every_dependency_a_slug_could_clash_with(output_dir: Path) -> None:
+    assert run_cookiecutter(output_dir).returncode == 0
+    project = tomllib.loads((output_dir / "acme_backend/pyproject.toml").read_text())
+    requirements = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["dev"],
+        *project["build-system"]["requires"],
+    ]
+    names = {re.split(r"[\[<>=!~ ;]", requirement)[0].lower() for requirement in requirements}
+    assert names <= _pre_gen_constant("DEPENDENCY_NAMES")
 
 
 def test_every_variable_has_a_readable_prompt() -> None:
