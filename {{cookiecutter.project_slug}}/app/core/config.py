@@ -1,7 +1,6 @@
 """Settings read from the environment (and a `.env` file), validated once at start-up."""
 
 import json
-import logging
 from functools import lru_cache
 from typing import Annotated, Literal, Self
 
@@ -9,8 +8,6 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-
-logger = logging.getLogger(__name__)
 
 # The one value of SECRET_KEY we ship; it is fine on a laptop and refused anywhere else.
 PLACEHOLDER_SECRET = "changethis-local-development-only-key"  # noqa: S105 - refused outside dev
@@ -45,7 +42,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     access_token_expire_minutes: int = Field(default=30, ge=1, le=60 * 24)
 
-    # Comma-separated in the environment: CORS_ORIGINS=https://a.example,https://b.example
+    # CORS_ORIGINS=https://a.example,https://b.example (or a JSON list)
     cors_origins: Annotated[list[str], NoDecode] = []
 
     @field_validator("database_url")
