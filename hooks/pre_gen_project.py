@@ -68,7 +68,7 @@ def derived_slug(name: str) -> str:
     return str(slugify(name, separator="_"))
 
 
-def check_text(name: str, value: object) -> str:
+def check_text(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise InvalidAnswerError(f"{name} must be text, not {type(value).__name__} {value!r}")
     if not value.strip():
@@ -79,7 +79,6 @@ def check_text(name: str, value: object) -> str:
         )
     if value != value.strip():
         raise InvalidAnswerError(f"{name} {value!r} has leading or trailing spaces; remove them")
-    return value
 
 
 def columns(text: str) -> int:

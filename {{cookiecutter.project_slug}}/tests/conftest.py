@@ -1,11 +1,14 @@
 import secrets
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core import security
 from app.core.config import Settings, load_settings
 from app.db.base import Base
 from app.main import create_app
@@ -75,3 +78,19 @@ async def owner(client: AsyncClient) -> Account:
 async def rival(client: AsyncClient) -> Account:
     """The owner of a second tenant, whose rows the first must never see."""
     return await sign_up(client, "Globex")
+
+
+@pytest.fixture
+def hashing_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the thread of every argon2 verification, known user or not (the real
+    verification still runs)."""
+    seen: list[int] = []
+    for name in ("verify", "verify_and_update"):
+        real = getattr(security.password_hash, name)
+
+        def recording(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            seen.append(threading.get_ident())
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(security.password_hash, name, recording)
+    return seen

@@ -56,11 +56,18 @@ async def test_undecodable_form_bytes_are_just_bad_credentials(
 
 
 async def test_an_over_long_password_is_refused_without_hashing(
-    client: AsyncClient, owner: Account
+    client: AsyncClient, owner: Account, hashing_threads: list[int]
 ) -> None:
     form = {"username": owner.email, "password": PASSWORD + "x" * 1_000_000}
     response = await client.post("/api/v1/auth/token", data=form)
     assert response.status_code == 401
+    assert hashing_threads == []
+    # ...while a wrong password of normal length does cost a verification.
+    wrong = await client.post(
+        "/api/v1/auth/token", data={"username": owner.email, "password": "wrong password"}
+    )
+    assert wrong.status_code == 401
+    assert len(hashing_threads) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,5 @@
 import threading
-from typing import Any
 
-import pytest
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -14,20 +12,6 @@ async def test_passwords_are_hashed_with_argon2_and_verified() -> None:
     assert "s3cret" not in hashed
     assert await security.verify_password("s3cret-passphrase", hashed) == (True, None)
     assert await security.verify_password("wrong", hashed) == (False, None)
-
-
-@pytest.fixture
-def hashing_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records the thread of every argon2 verification (the real one still runs)."""
-    seen: list[int] = []
-    real_verify = security.password_hash.verify
-
-    def recording_verify(*args: Any, **kwargs: Any) -> bool:
-        seen.append(threading.get_ident())
-        return real_verify(*args, **kwargs)
-
-    monkeypatch.setattr(security.password_hash, "verify", recording_verify)
-    return seen
 
 
 async def test_an_unknown_user_still_costs_a_full_verification(

@@ -43,11 +43,7 @@ async def _off_the_loop(work: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(work, limiter=_hashing_limiter())
 
 
-def hash_password_sync(password: str) -> str:
-    return password_hash.hash(password)
-
-
-def verify_password_sync(password: str, hashed: str | None) -> tuple[bool, str | None]:
+def _verify(password: str, hashed: str | None) -> tuple[bool, str | None]:
     """Return (valid, new_hash); new_hash is set when the stored hash should be upgraded."""
     if hashed is None:
         password_hash.verify(password, _DUMMY_HASH)
@@ -56,11 +52,11 @@ def verify_password_sync(password: str, hashed: str | None) -> tuple[bool, str |
 
 
 async def hash_password(password: str) -> str:
-    return await _off_the_loop(partial(hash_password_sync, password))
+    return await _off_the_loop(partial(password_hash.hash, password))
 
 
 async def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
-    return await _off_the_loop(partial(verify_password_sync, password, hashed))
+    return await _off_the_loop(partial(_verify, password, hashed))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,14 @@
 
 from typing import Annotated
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, validate_email
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    AfterValidator,
+    EmailStr,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 
 def is_storable(value: str) -> bool:
@@ -38,20 +44,18 @@ Description = Annotated[str, StringConstraints(max_length=10_000), StorableText]
 MAX_EMAIL_LENGTH = 320
 MAX_PASSWORD_LENGTH = 128
 
-
-def normalize_email(value: str) -> str | None:
-    """The one form an address is stored and looked up in (Unicode-normalised, IDNA domains
-    in Unicode, "Name <addr>" reduced to addr, lower case); None when it is no address."""
-    if len(value) > MAX_EMAIL_LENGTH or not is_storable(value):
-        return None
-    try:
-        _, email = validate_email(value)
-    except (PydanticCustomError, ValueError):
-        return None
-    return email.lower()
-
-
 # Stored and compared in lower case: one mailbox, one account, however it is typed.
 Email = Annotated[EmailStr, Field(max_length=MAX_EMAIL_LENGTH), AfterValidator(str.lower)]
 # Long enough for passphrases, short enough that hashing cannot be used to burn CPU.
 Password = Annotated[str, Field(min_length=8, max_length=MAX_PASSWORD_LENGTH), StorableText]
+
+_EMAIL = TypeAdapter(Email)
+
+
+def normalize_email(value: str) -> str | None:
+    """The form sign-up stores an address in (Unicode-normalised, IDNA domains in Unicode,
+    "Name <addr>" reduced to addr, lower case), by the very same type; None when it is none."""
+    try:
+        return _EMAIL.validate_python(value)
+    except ValidationError:
+        return None
