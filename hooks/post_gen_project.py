@@ -16,7 +16,14 @@ ANSWERS = json.loads("{{ (cookiecutter | jsonify | tojson)[1:-1] }}")
 # conditional file at a glance.
 CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
     "include_sentry": {
-        "yes": [],
+        "yes": [
+            "app/sentry.py",
+            "docs/adr/0002-optional-sentry.md",
+            "tests/sentry_receiver.py",
+            "tests/test_sentry_fail_open.py",
+            "tests/test_sentry_scrubbing.py",
+            "tests/test_sentry_wire.py",
+        ],
     },
 }
 

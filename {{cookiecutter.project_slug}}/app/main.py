@@ -8,7 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+{% if cookiecutter.include_sentry == "yes" -%}
+from app import __version__, sentry
+{% else -%}
 from app import __version__
+{% endif -%}
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import install_exception_handlers
 from app.api.router import api_router
@@ -23,6 +27,10 @@ logger = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+{%- if cookiecutter.include_sentry == "yes" %}
+    # Sentry seam: on before the first request (fail-open: False and a log line when off).
+    sentry.init_sentry(settings)
+{%- endif %}
     engine = create_engine(settings)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
@@ -33,6 +41,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await engine.dispose()
+{%- if cookiecutter.include_sentry == "yes" %}
+        # Sentry seam: send what is queued, waiting at most SENTRY_SHUTDOWN_TIMEOUT seconds.
+        await sentry.shutdown(settings.sentry_shutdown_timeout)
+{%- endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

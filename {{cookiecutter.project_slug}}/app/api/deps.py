@@ -7,6 +7,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+{% if cookiecutter.include_sentry == "yes" -%}
+from app import sentry
+{% endif -%}
 from app.core.config import Settings
 from app.core.security import InvalidTokenError, decode_access_token
 from app.db.session import session_scope
@@ -56,6 +59,10 @@ async def get_current_user(session: SessionDep, settings: SettingsDep, token: To
     if user is None or not user.is_active or user.tenant_id != claims.tenant_id:
         raise _unauthorized()
     bind_tenant(session.sync_session, user.tenant_id)
+{%- if cookiecutter.include_sentry == "yes" %}
+    # Sentry seam: errors in this request name the user and tenant (e-mail only on opt-in).
+    sentry.set_user_context(user.id, user.tenant_id, email=user.email)
+{%- endif %}
     return user
 
 

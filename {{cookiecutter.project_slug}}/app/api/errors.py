@@ -9,6 +9,10 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+{%- if cookiecutter.include_sentry == "yes" %}
+
+from app import sentry
+{%- endif %}
 
 logger = logging.getLogger(__name__)
 
@@ -16,6 +20,15 @@ logger = logging.getLogger(__name__)
 CONNECTION_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
 
 INTERNAL_ERROR_BODY = {"detail": "Internal Server Error"}
+
+
+def _internal_error_body(exc: Exception) -> dict[str, str]:
+{%- if cookiecutter.include_sentry == "yes" %}
+    # Sentry seam: the event id lets support find the report behind a user's screenshot.
+    if event_id := sentry.capture_exception(exc):
+        return {**INTERNAL_ERROR_BODY, "event_id": event_id}
+{%- endif %}
+    return INTERNAL_ERROR_BODY
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -68,22 +81,24 @@ async def _conflict(request: Request, exc: Exception) -> JSONResponse:
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if is_database_unavailable(exc):
         logger.warning("database unavailable on %s: %r", request.url.path, exc)
+{%- if cookiecutter.include_sentry == "yes" %}
+        sentry.capture_exception(exc)  # Sentry seam: an outage is worth an event
+{%- endif %}
         return JSONResponse(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             content={"detail": "The database is unavailable; try again shortly"},
             headers={"Retry-After": "5"},
         )
-    # A real bug in a query: handled here, so log it ourselves.
+    # A real bug in a query: handled here, so report and log it ourselves.
+    body = _internal_error_body(exc)
     logger.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content=INTERNAL_ERROR_BODY
-    )
+    return JSONResponse(status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content=body)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     # Starlette re-raises after this answer, and the server logs the traceback once.
     return JSONResponse(
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content=INTERNAL_ERROR_BODY
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR, content=_internal_error_body(exc)
     )
 
 

@@ -1,0 +1,600 @@
+"""Optional error tracking with Sentry: fail-open, scrubbed before sending, tenant-aware.
+
+Everything the app does with Sentry goes through this module. Every function is a harmless
+no-op until `init_sentry()` has succeeded, so callers never check whether Sentry is on.
+
+    python -m app.sentry check     send a test event to SENTRY_DSN and print its id
+    python -m app.sentry release   print the release name the app reports
+
+What leaves the process, and what is scrubbed from it, is described in
+docs/adr/0002-optional-sentry.md.
+"""
+
+import asyncio
+import logging
+import re
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from app import __version__
+from app.core.config import Settings, SettingsError, load_settings
+
+try:
+    import sentry_sdk
+    from sentry_sdk.envelope import Envelope
+    from sentry_sdk.integrations.asyncio import AsyncioIntegration
+    from sentry_sdk.integrations.fastapi import FastApiIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+    from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
+    from sentry_sdk.integrations.starlette import StarletteIntegration
+    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+    from sentry_sdk.transport import Transport
+    from sentry_sdk.utils import BadDsn, Dsn
+except ImportError:  # the dependency was removed: the app runs without error tracking
+    sentry_sdk = None  # type: ignore[assignment]
+
+Event = dict[str, Any]
+Level = Literal["fatal", "error", "warning", "info", "debug"]
+
+# Named, not __name__: `python -m app.sentry` runs this file as __main__.
+logger = logging.getLogger("app.sentry")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RELEASE_PREFIX = "{{ cookiecutter.project_slug }}"
+FILTERED = "[Filtered]"
+
+# ---------------------------------------------------------------------------------------------
+# Sampling and noise: one table, first match wins. Paths are raw request paths (the sampler
+# runs before routing). A rate of None means SENTRY_TRACES_SAMPLE_RATE.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceRule:
+    path: re.Pattern[str]
+    rate: float | None
+    reason: str
+
+
+TRACE_RULES: tuple[TraceRule, ...] = (
+    TraceRule(re.compile(r"/health|/metrics"), 0.0, "probes: thousands a day, nothing to learn"),
+    TraceRule(re.compile(r"/api/v1/auth/token"), 1.0, "critical: every login"),
+    TraceRule(re.compile(r"/api/v1/tenants"), 1.0, "critical: every sign-up"),
+)
+
+# Paths whose breadcrumbs and transactions are dropped as noise.
+QUIET_PATHS = frozenset({"/health", "/metrics"})
+_QUIET_PATH_IN_TEXT = re.compile(r"(?<![\w/])(?:/health|/metrics)(?![\w/-])")
+
+# Set by the sampler, the first of our code to see each request: is it a quiet one?
+_in_quiet_request: ContextVar[bool] = ContextVar("in_quiet_request", default=False)
+
+
+def trace_rate(path: str, default_rate: float) -> float:
+    for rule in TRACE_RULES:
+        if rule.path.fullmatch(path):
+            return default_rate if rule.rate is None else rule.rate
+    return default_rate
+
+
+def _traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
+    def sampler(context: dict[str, Any]) -> float:
+        path = str((context.get("asgi_scope") or {}).get("path", ""))
+        _in_quiet_request.set(path in QUIET_PATHS)
+        rate = trace_rate(path, default_rate)
+        parent_sampled = context.get("parent_sampled")
+        if rate not in (0.0, 1.0) and parent_sampled is not None:
+            return 1.0 if parent_sampled else 0.0  # keep a distributed trace whole
+        return rate
+
+    return sampler
+
+
+def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+    if _in_quiet_request.get():
+        return None
+    data = crumb.get("data") or {}
+    text = f"{crumb.get('message') or ''} {data.get('url') or ''}"
+    if _QUIET_PATH_IN_TEXT.search(text):  # e.g. uvicorn's access log line for GET /health
+        return None
+    return crumb
+
+
+def _before_send_transaction(event: Event, hint: dict[str, Any]) -> Event | None:
+    path = urlsplit(str((event.get("request") or {}).get("url") or "")).path
+    if path in QUIET_PATHS:
+        return None
+    return _scrubbed_or_dropped(event)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scrubbing. The SDK's EventScrubber runs first (exact key names, recursively); this pass runs
+# after it on the serialised event and reaches what it does not: any key that *contains* a
+# sensitive word, query strings, messages, exception values, tags, contexts, and secrets that
+# show themselves by their shape (bearer tokens, JWTs, card numbers, e-mail addresses).
+# ---------------------------------------------------------------------------------------------
+
+# Keys the SDK's EventScrubber removes in addition to its DEFAULT_DENYLIST (exact, any case).
+EXTRA_DENYLIST = (
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "secret_key",
+    "private_token",
+    "x-api-key",
+    "x-auth-token",
+    "api-key",
+    "jwt",
+    "dsn",
+    "ssn",
+    "card_number",
+    "cardnumber",
+    "credit_card",
+    "cvv",
+    "cvc",
+    "iban",
+    "passphrase",
+)
+
+# A key is sensitive when, lower-cased and without separators, it contains one of these.
+_SENSITIVE_KEY = re.compile(
+    r"passw|passwd|passphrase|^pass$|pwd|secret|token|apikey|accesskey|privatekey"
+    r"|auth(?!or)|cookie|session|csrf|xsrf|credential|signature|dsn|ssn|socialsecurity"
+    r"|cardnumber|creditcard|ccnumber|cvv|cvc|iban"
+)
+_KEY_SEPARATORS = re.compile(r"[\s_.\-]")
+
+# key=value or key: value inside free text (query strings, reprs, log messages, JSON text).
+_SECRET_PAIR = re.compile(
+    r"(?i)(?P<key>[\w.-]*(?:passw|pwd|secret|token|api[_-]?key|auth(?!or)|cookie|session"
+    r"|credential|private[_-]?key|ssn|card[_-]?number|cvv|iban)[\w.-]*)"
+    r"(?P<sep>[\"']?\s*[=:]\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;)}\]]+)"
+)
+_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
+_EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+
+# Parts of an event that hold no user data: left alone so the scrubber cannot garble them.
+_STRUCTURAL_KEYS = frozenset(
+    {
+        *("sdk", "modules", "debug_meta", "_meta", "release", "environment"),
+        *("event_id", "trace_id", "span_id", "parent_span_id", "timestamp", "start_timestamp"),
+    }
+)
+
+
+def is_sensitive_key(key: str) -> bool:
+    return bool(_SENSITIVE_KEY.search(_KEY_SEPARATORS.sub("", key.lower())))
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return FILTERED if _luhn_valid(digits) else match.group()
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    value = match.group("value")
+    quote = value[0] if value[0] in "\"'" else ""
+    return f"{match.group('key')}{match.group('sep')}{quote}{FILTERED}{quote}"
+
+
+def scrub_text(text: str) -> str:
+    """Remove secrets that show themselves by their shape, wherever they appear in a string."""
+    text = _URL_CREDENTIALS.sub(f"{FILTERED}@", text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {FILTERED}", text)
+    text = _JWT.sub(FILTERED, text)
+    text = _SECRET_PAIR.sub(_mask_pair, text)
+    text = _CARD_CANDIDATE.sub(_mask_card, text)
+    return _EMAIL.sub(FILTERED, text)
+
+
+def scrub_query_string(query: str) -> str:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+    except ValueError:
+        return scrub_text(query)
+    return urlencode(
+        [(key, FILTERED if is_sensitive_key(key) else scrub_text(value)) for key, value in pairs]
+    )
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrub_entry(key, item) for key, item in value.items()}
+    return value
+
+
+def _scrub_entry(key: object, value: Any) -> Any:
+    if key in _STRUCTURAL_KEYS:
+        return value
+    if isinstance(key, str) and value is not None and is_sensitive_key(key):
+        return FILTERED
+    return _scrub(value)
+
+
+def scrub_event(event: Event, *, keep_user_email: bool = False) -> Event:
+    """Our pass over a serialised event (the SDK's EventScrubber has already run)."""
+    request = event.get("request")
+    if isinstance(request, dict) and isinstance(request.get("query_string"), str):
+        request["query_string"] = scrub_query_string(request["query_string"])
+    user = event.get("user")
+    email = user.get("email") if isinstance(user, dict) and keep_user_email else None
+    scrubbed: Event = _scrub(event)
+    if email is not None:
+        scrubbed["user"] = {**scrubbed["user"], "email": email}  # the operator opted in
+    return scrubbed
+
+
+def _scrubbed_or_dropped(event: Event) -> Event | None:
+    try:
+        return scrub_event(event, keep_user_email=_state.send_user_email)
+    except Exception:  # never send what could not be scrubbed
+        logger.warning("Sentry event dropped: scrubbing failed", exc_info=True)
+        return None
+
+
+def _before_send(event: Event, hint: dict[str, Any]) -> Event | None:
+    exc_info = hint.get("exc_info")
+    grouping = getattr(exc_info[1], "sentry_fingerprint", None) if exc_info else None
+    if grouping and "fingerprint" not in event:
+        event["fingerprint"] = [str(part) for part in grouping]
+    return _scrubbed_or_dropped(event)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouping for domain errors.
+# ---------------------------------------------------------------------------------------------
+
+
+def fingerprint(*parts: object) -> list[str]:
+    """Group events by these parts instead of by stack trace.
+
+    Pass it to capture_exception/capture_message, or give a domain exception class a
+    `sentry_fingerprint` attribute so that even uncaught ones are grouped that way:
+
+        class PaymentDeclined(Exception):
+            sentry_fingerprint = fingerprint("payment-declined")
+    """
+    return [str(part) for part in parts]
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up and shutdown.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    enabled: bool = False
+    send_user_email: bool = False
+
+
+_state = _State()
+
+
+def is_enabled() -> bool:
+    return _state.enabled
+
+
+def _git_sha(directory: Path) -> str | None:
+    """The commit the code was deployed from, when it runs from a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],  # noqa: S607 - git from PATH
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = result.stdout.strip()
+    return sha if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{7,40}", sha) else None
+
+
+def release_name(settings: Settings, directory: Path = PROJECT_ROOT) -> str:
+    """SENTRY_RELEASE, else <project>@<version>, plus +<git sha> when there is a checkout."""
+    if settings.sentry_release.strip():
+        return settings.sentry_release.strip()
+    sha = _git_sha(directory)
+    return f"{RELEASE_PREFIX}@{__version__}" + (f"+{sha}" if sha else "")
+
+
+def _why_off(settings: Settings) -> str | None:
+    if sentry_sdk is None:
+        return "sentry-sdk is not installed (pip install 'sentry-sdk[fastapi]')"
+    if settings.sentry_problems:
+        return "; ".join(settings.sentry_problems)
+    if not settings.sentry_dsn.get_secret_value():
+        return "SENTRY_DSN is empty"
+    return None
+
+
+def _options(settings: Settings) -> dict[str, Any]:
+    server_errors = set(range(500, 600))  # 4xx are the client's business, not an incident
+    denylist = [*DEFAULT_DENYLIST, *EXTRA_DENYLIST]
+    if not settings.sentry_send_user_email:
+        denylist.append("email")
+    return {
+        "dsn": settings.sentry_dsn.get_secret_value(),
+        "environment": settings.sentry_environment.strip() or settings.environment,
+        "release": release_name(settings),
+        "debug": settings.sentry_debug,
+        # send_default_pii is left unset, which means off (2.75 warns when it is set): no
+        # client IP, cookies or Authorization/Cookie headers are attached.
+        "integrations": [
+            StarletteIntegration(
+                transaction_style="endpoint", failed_request_status_codes=server_errors
+            ),
+            FastApiIntegration(
+                transaction_style="endpoint", failed_request_status_codes=server_errors
+            ),
+            SqlalchemyIntegration(),
+            AsyncioIntegration(),
+            LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+        ],
+        "event_scrubber": EventScrubber(denylist=denylist, recursive=True),
+        "before_send": _before_send,
+        "before_send_transaction": _before_send_transaction,
+        "before_breadcrumb": _before_breadcrumb,
+        "traces_sampler": _traces_sampler(settings.sentry_traces_sample_rate),
+        # Continuous profiling, only while a sampled trace runs (the transaction-based
+        # profiles_sample_rate is deprecated in sentry-sdk 2.x).
+        "profile_session_sample_rate": settings.sentry_profiles_sample_rate,
+        "profile_lifecycle": "trace",
+        "shutdown_timeout": settings.sentry_shutdown_timeout,
+    }
+
+
+def _warn_if_unreachable(dsn: str, timeout: float) -> None:
+    """One log line when nothing listens at the DSN's address; Sentry stays on, since the
+    SDK sends again as soon as the receiver is back. Runs in a thread: start-up never waits."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        logger.warning(
+            "Sentry receiver %s:%s is unreachable (%s); events are dropped until it answers",
+            host,
+            port,
+            exc.strerror or type(exc).__name__,
+        )
+
+
+def init_sentry(settings: Settings) -> bool:
+    """Start error tracking. Returns False, after one log line saying why, when it stays off;
+    never raises: the app must serve with or without Sentry."""
+    _state.enabled = False
+    reason = _why_off(settings)
+    if reason is None:
+        try:
+            Dsn(settings.sentry_dsn.get_secret_value())
+            ignore_logger(logger.name)  # our own warnings must not become events
+            sentry_sdk.init(**_options(settings))
+        except BadDsn:
+            reason = "SENTRY_DSN is not a valid DSN (https://PUBLIC_KEY@HOST/PROJECT_ID)"
+        except Exception as exc:  # fail-open: a broken SDK must not stop the app
+            reason = f"initialisation failed ({type(exc).__name__})"
+    if reason is not None:
+        logger.warning("Sentry is off: %s", reason)
+        return False
+    _state.enabled = True
+    _state.send_user_email = settings.sentry_send_user_email
+    threading.Thread(
+        target=_warn_if_unreachable,
+        args=(settings.sentry_dsn.get_secret_value(), settings.sentry_shutdown_timeout),
+        name="sentry-reachability",
+        daemon=True,
+    ).start()
+    logger.info(
+        "Sentry is on: environment=%s release=%s traces=%s",
+        settings.sentry_environment.strip() or settings.environment,
+        release_name(settings),
+        settings.sentry_traces_sample_rate,
+    )
+    return True
+
+
+async def shutdown(wait_seconds: float) -> None:
+    """Send what is queued, waiting at most `wait_seconds`, then stop the client. The wait
+    runs in a thread, so the loop stays free to finish the last responses meanwhile."""
+    if not _state.enabled:
+        return
+    _state.enabled = False
+    await asyncio.to_thread(sentry_sdk.get_client().close, timeout=wait_seconds)
+    sentry_sdk.get_global_scope().set_client(None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Context and capture: what the rest of the app calls. No-ops while Sentry is off.
+# ---------------------------------------------------------------------------------------------
+
+
+def set_user_context(user_id: object, tenant_id: object, email: str | None = None) -> None:
+    """Who is calling, for this request only (the SDK forks an isolation scope per request).
+    The e-mail is kept only when SENTRY_SEND_USER_EMAIL is on."""
+    if not _state.enabled:
+        return
+    user: dict[str, str] = {"id": str(user_id)}
+    if email and _state.send_user_email:
+        user["email"] = email
+    sentry_sdk.set_user(user)
+    sentry_sdk.set_tag("tenant_id", str(tenant_id))
+    sentry_sdk.set_context("tenant", {"id": str(tenant_id)})
+
+
+def clear_user_context() -> None:
+    if not _state.enabled:
+        return
+    sentry_sdk.set_user(None)
+    sentry_sdk.get_isolation_scope().remove_tag("tenant_id")
+    sentry_sdk.get_isolation_scope().remove_context("tenant")
+
+
+def capture_exception(
+    exc: BaseException, *, fingerprint: Sequence[str] | None = None, **extra: Any
+) -> str | None:
+    """Report an exception; returns the event id (None when Sentry is off or it was dropped)."""
+    if not _state.enabled:
+        return None
+    with sentry_sdk.new_scope() as scope:
+        _decorate(scope, fingerprint, extra)
+        return sentry_sdk.capture_exception(exc)
+
+
+def capture_message(
+    message: str,
+    level: Level = "info",
+    *,
+    fingerprint: Sequence[str] | None = None,
+    **extra: Any,
+) -> str | None:
+    if not _state.enabled:
+        return None
+    with sentry_sdk.new_scope() as scope:
+        _decorate(scope, fingerprint, extra)
+        return sentry_sdk.capture_message(message, level=level)
+
+
+def _decorate(scope: Any, grouping: Sequence[str] | None, extra: dict[str, Any]) -> None:
+    if grouping:
+        scope.fingerprint = list(grouping)
+    for key, value in extra.items():
+        scope.set_extra(key, value)
+
+
+def add_breadcrumb(message: str, category: str = "app", level: Level = "info", **data: Any) -> None:
+    if _state.enabled:
+        sentry_sdk.add_breadcrumb(message=message, category=category, level=level, data=data)
+
+
+def set_tag(key: str, value: str | int | float | bool) -> None:
+    if _state.enabled:
+        sentry_sdk.set_tag(key, value)
+
+
+def set_context(name: str, values: dict[str, Any]) -> None:
+    if _state.enabled:
+        sentry_sdk.set_context(name, values)
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m app.sentry check | release
+# ---------------------------------------------------------------------------------------------
+
+
+def _synchronous_transport(options: dict[str, Any], timeout: float) -> Any:
+    """Built on demand: the class derives from the SDK's, which may not be installed."""
+
+    class SynchronousTransport(Transport):
+        """Sends each envelope at once and remembers the answer, so `check` can tell the
+        operator whether the event was accepted (the SDK's own transport sends in the
+        background and keeps failures to itself)."""
+
+        def __init__(self, options: dict[str, Any], timeout: float) -> None:
+            super().__init__(options)
+            self.dsn = str(options["dsn"])
+            self.timeout = timeout
+            self.outcomes: list[str] = []
+            self.failures: list[str] = []
+
+        def capture_envelope(self, envelope: Envelope) -> None:
+            auth = Dsn(self.dsn).to_auth(client=f"{RELEASE_PREFIX}-check")
+            request = urllib.request.Request(  # noqa: S310 - the URL comes from the DSN
+                auth.get_api_url(),
+                data=envelope.serialize(),
+                headers={
+                    "Content-Type": "application/x-sentry-envelope",
+                    "X-Sentry-Auth": auth.to_header(),
+                },
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                    self.outcomes.append(f"HTTP {response.status}")
+            except urllib.error.HTTPError as exc:
+                self.failures.append(f"the receiver answered HTTP {exc.code} {exc.reason}")
+            except (OSError, ValueError) as exc:
+                reason = getattr(exc, "reason", exc)
+                self.failures.append(f"could not reach {auth.get_api_url()}: {reason}")
+
+    return SynchronousTransport(options, timeout)
+
+
+def check(settings: Settings) -> int:
+    """Send one test event through the full pipeline (scrubbing included) and report."""
+    reason = _why_off(settings)
+    if reason is not None:
+        print(f"error: Sentry is off: {reason}", file=sys.stderr)
+        return 2
+    try:
+        dsn = Dsn(settings.sentry_dsn.get_secret_value())
+    except BadDsn:
+        print("error: SENTRY_DSN is not a valid DSN", file=sys.stderr)
+        return 2
+    options = _options(settings) | {"integrations": [], "default_integrations": False}
+    transport = _synchronous_transport(options, timeout=settings.sentry_shutdown_timeout)
+    sentry_sdk.init(**options, transport=transport)
+    event_id = sentry_sdk.capture_message(
+        f"Sentry check from {RELEASE_PREFIX} ({release_name(settings)})", level="info"
+    )
+    sentry_sdk.flush(timeout=settings.sentry_shutdown_timeout)
+    target = f"{dsn.scheme}://{dsn.host}:{dsn.port}/{dsn.project_id}"
+    if transport.failures or not transport.outcomes or event_id is None:
+        problem = "; ".join(transport.failures) or "the event was dropped before sending"
+        print(f"error: nothing was sent to {target}: {problem}", file=sys.stderr)
+        return 1
+    print(f"sent event {event_id} to {target} ({transport.outcomes[-1]})")
+    return 0
+
+
+def main(argv: Iterable[str]) -> int:
+    command = next(iter(argv), "")
+    if command not in {"check", "release"}:
+        print("usage: python -m app.sentry check | release", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if command == "release":
+        print(release_name(settings))
+        return 0
+    return check(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
