@@ -19,6 +19,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
         "yes": [
             "app/sentry.py",
             "docs/adr/0002-optional-sentry.md",
+            "tests/sentry_helpers.py",
             "tests/sentry_receiver.py",
             "tests/test_sentry_fail_open.py",
             "tests/test_sentry_scrubbing.py",

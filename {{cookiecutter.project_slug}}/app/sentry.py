@@ -11,6 +11,7 @@ docs/adr/0002-optional-sentry.md.
 """
 
 import asyncio
+import ipaddress
 import logging
 import re
 import socket
@@ -76,8 +77,10 @@ TRACE_RULES: tuple[TraceRule, ...] = (
 QUIET_PATHS = frozenset({"/health", "/metrics"})
 _QUIET_PATH_IN_TEXT = re.compile(r"(?<![\w/])(?:/health|/metrics)(?![\w/-])")
 
-# Set by the sampler, the first of our code to see each request: is it a quiet one?
-_in_quiet_request: ContextVar[bool] = ContextVar("in_quiet_request", default=False)
+# The sampler is the first of our code to see each request, inside the isolation scope the
+# SDK forked for it; it remembers that scope when the request is a quiet one. Comparing by
+# identity means the mark ends with the request, even where requests share a task.
+_quiet_request_scope: ContextVar[object] = ContextVar("quiet_request_scope", default=None)
 
 
 def trace_rate(path: str, default_rate: float) -> float:
@@ -90,7 +93,7 @@ def trace_rate(path: str, default_rate: float) -> float:
 def _traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
     def sampler(context: dict[str, Any]) -> float:
         path = str((context.get("asgi_scope") or {}).get("path", ""))
-        _in_quiet_request.set(path in QUIET_PATHS)
+        _quiet_request_scope.set(sentry_sdk.get_isolation_scope() if path in QUIET_PATHS else None)
         rate = trace_rate(path, default_rate)
         parent_sampled = context.get("parent_sampled")
         if rate not in (0.0, 1.0) and parent_sampled is not None:
@@ -101,7 +104,8 @@ def _traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
 
 
 def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    if _in_quiet_request.get():
+    quiet_scope = _quiet_request_scope.get()
+    if quiet_scope is not None and quiet_scope is sentry_sdk.get_isolation_scope():
         return None
     data = crumb.get("data") or {}
     text = f"{crumb.get('message') or ''} {data.get('url') or ''}"
@@ -160,13 +164,16 @@ _SECRET_PAIR = re.compile(
     r"(?i)(?P<key>[\w.-]*(?:passw|pwd|secret|token|api[_-]?key|auth(?!or)|cookie|session"
     r"|credential|private[_-]?key|ssn|card[_-]?number|cvv|iban)[\w.-]*)"
     r"(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&,;)}\]]+)"
+    r"(?P<value>\[Filtered\]|\"[^\"]*\"|'[^']*'|[^\s&,;)}\]]+)"
 )
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
 _EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_IP_CANDIDATE = re.compile(
+    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+)(?![\w.:])"
+)
 
 # Parts of an event that hold no user data: left alone so the scrubber cannot garble them.
 _STRUCTURAL_KEYS = frozenset(
@@ -196,6 +203,14 @@ def _mask_card(match: re.Match[str]) -> str:
     return FILTERED if _luhn_valid(digits) else match.group()
 
 
+def _mask_ip(match: re.Match[str]) -> str:
+    try:
+        ipaddress.ip_address(match.group())
+    except ValueError:
+        return match.group()  # a time of day, a version: not an address
+    return FILTERED
+
+
 def _mask_pair(match: re.Match[str]) -> str:
     value = match.group("value")
     quote = value[0] if value[0] in "\"'" else ""
@@ -209,6 +224,7 @@ def scrub_text(text: str) -> str:
     text = _JWT.sub(FILTERED, text)
     text = _SECRET_PAIR.sub(_mask_pair, text)
     text = _CARD_CANDIDATE.sub(_mask_card, text)
+    text = _IP_CANDIDATE.sub(_mask_ip, text)
     return _EMAIL.sub(FILTERED, text)
 
 
@@ -218,7 +234,8 @@ def scrub_query_string(query: str) -> str:
     except ValueError:
         return scrub_text(query)
     return urlencode(
-        [(key, FILTERED if is_sensitive_key(key) else scrub_text(value)) for key, value in pairs]
+        [(key, FILTERED if is_sensitive_key(key) else scrub_text(value)) for key, value in pairs],
+        safe="[]",
     )
 
 
@@ -226,6 +243,8 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return scrub_text(value)
     if isinstance(value, list):
+        if len(value) == 2 and isinstance(value[0], str) and is_sensitive_key(value[0]):
+            return [value[0], FILTERED]  # a (name, value) pair, as in raw ASGI headers
         return [_scrub(item) for item in value]
     if isinstance(value, dict):
         return {key: _scrub_entry(key, item) for key, item in value.items()}

@@ -39,6 +39,9 @@ def settings(database_url: str) -> Settings:
         environment="test",
         secret_key=secrets.token_urlsafe(64),  # long enough for HS512 probes too
         log_level="WARNING",
+{%- if cookiecutter.include_sentry == "yes" %}
+        sentry_dsn="",  # a developer's .env must not send test runs to a real project
+{%- endif %}
     )
 
 

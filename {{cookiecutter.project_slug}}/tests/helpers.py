@@ -14,11 +14,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[AsyncClient]:
+async def running(
+    app: FastAPI, client_address: tuple[str, int] = ("127.0.0.1", 123)
+) -> AsyncIterator[AsyncClient]:
     """The app with its lifespan running, and a client that gets what a real one would
     (raise_app_exceptions=False: a 500 is a response, not an exception in the test)."""
     async with app.router.lifespan_context(app):
-        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        transport = ASGITransport(app=app, raise_app_exceptions=False, client=client_address)
         async with AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
 

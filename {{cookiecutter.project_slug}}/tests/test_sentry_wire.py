@@ -1,0 +1,305 @@
+"""Sentry proven on the wire: the real SDK sends to a loopback receiver, and every assertion is
+about what arrived there."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+
+from app.core.config import Settings
+from tests.helpers import PROJECT_ROOT, Account, invite, running
+from tests.sentry_helpers import (
+    TEST_RELEASE,
+    exception_types,
+    failing_app,
+    real_events,
+    sentry_settings,
+    settle,
+    unused_port,
+)
+from tests.sentry_receiver import EnvelopeReceiver
+
+CLIENT_IP = "203.0.113.7"  # TEST-NET-3: must never appear in what is sent
+
+
+@pytest.fixture
+def receiver() -> Iterator[EnvelopeReceiver]:
+    with EnvelopeReceiver() as running_receiver:
+        yield running_receiver
+
+
+@pytest.fixture
+def reporting_app(settings: Settings, receiver: EnvelopeReceiver) -> FastAPI:
+    return failing_app(sentry_settings(settings, sentry_dsn=receiver.dsn))
+
+
+@pytest.fixture
+async def reporting(reporting_app: FastAPI) -> AsyncIterator[AsyncClient]:
+    """A client of an app that reports to the receiver (Sentry on for this test only)."""
+    async with running(reporting_app, client_address=(CLIENT_IP, 4321)) as http:
+        yield http
+
+
+async def test_an_unhandled_error_arrives_once_with_request_user_and_tenant(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    response = await reporting.get("/test/boom?page=2", headers=owner.headers)
+    assert response.status_code == 500
+    event_id = response.json()["event_id"]
+    assert response.json() == {"detail": "Internal Server Error", "event_id": event_id}
+
+    settle(receiver)
+    [event] = [e for e in real_events(receiver) if "BoomError" in exception_types(e)]
+    assert event["event_id"] == event_id
+    exception = event["exception"]["values"][-1]
+    assert exception["type"] == "BoomError"
+    assert exception["value"] == "kaboom"
+    frames = exception["stacktrace"]["frames"]
+    assert frames[-1]["function"] == "boom"
+    assert frames[-1]["filename"].endswith("sentry_helpers.py")
+    assert event["request"]["method"] == "GET"
+    assert event["request"]["url"] == "http://testserver/test/boom"
+    assert event["request"]["query_string"] == "page=2"
+    assert event["user"] == {"id": str(owner.user_id)}
+    assert event["tags"]["tenant_id"] == str(owner.tenant_id)
+    assert event["contexts"]["tenant"] == {"id": str(owner.tenant_id)}
+    assert event["environment"] == "test"
+    assert event["release"] == TEST_RELEASE
+    assert event["transaction"] == "tests.sentry_helpers.failing_app.<locals>.boom"
+    assert event["level"] == "error"
+
+
+async def test_client_errors_send_no_event(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    member = await invite(reporting, owner)
+    answers = [
+        await reporting.get("/nope", headers=owner.headers),
+        await reporting.post("/api/v1/items", json={"title": ""}, headers=owner.headers),
+        await reporting.get(f"/api/v1/items/{uuid.uuid4()}", headers=owner.headers),
+        await reporting.get("/api/v1/users/me", headers={"Authorization": "Bearer nonsense"}),
+        await reporting.post("/api/v1/users", json={}, headers=member.headers),
+    ]
+    assert [answer.status_code for answer in answers] == [404, 422, 404, 401, 403]
+    settle(receiver)
+    assert real_events(receiver) == []
+
+
+async def test_a_logged_error_is_an_event_and_info_logs_are_its_breadcrumbs(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    response = await reporting.get("/test/logged", headers=owner.headers)
+    assert response.status_code == 200
+    event = receiver.wait_for_event(
+        lambda e: (e.get("logentry") or {}).get("message") == "second step failed"
+    )
+    assert event["level"] == "error"
+    assert event["logger"] == "app.tests.routes"
+    assert event["tags"]["tenant_id"] == str(owner.tenant_id)
+    crumbs = [crumb.get("message") for crumb in event["breadcrumbs"]["values"]]
+    assert "first step done" in crumbs
+
+
+async def test_secrets_in_body_headers_cookies_query_and_messages_never_leave(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    secrets = {name: f"{name}-{uuid.uuid4().hex}" for name in ("pw", "api", "tok", "cookie")}
+    card = "4111 1111 1111 1111"
+    body = {
+        "password": secrets["pw"],
+        "nested": {"apiKey": secrets["api"], "items": [{"client_secret": secrets["api"]}]},
+        "card_number": card,
+        "note": f"call me at {owner.email}",
+    }
+    response = await reporting.post(
+        f"/test/leaky?token={secrets['tok']}&page=2",
+        json=body,
+        headers={
+            **owner.headers,
+            "X-Api-Key": secrets["api"],
+            "X-Forwarded-For": "198.51.100.23",
+            "Cookie": f"session={secrets['cookie']}; csrftoken={secrets['cookie']}",
+        },
+    )
+    assert response.status_code == 500
+    settle(receiver)
+
+    sent = receiver.raw
+    bearer = owner.headers["Authorization"].removeprefix("Bearer ")
+    for forbidden in [*secrets.values(), bearer, owner.email, CLIENT_IP, "198.51.100.23"]:
+        at = sent.find(forbidden.encode())
+        assert at < 0, f"{forbidden!r} reached Sentry: {sent[max(0, at - 300) : at + 50]!r}"
+    assert card.encode() not in sent
+    assert card.replace(" ", "").encode() not in sent
+
+    [event] = [e for e in real_events(receiver) if "BoomError" in exception_types(e)]
+    request = event["request"]
+    assert request["query_string"] == "token=[Filtered]&page=2"
+    assert "cookies" not in request
+    headers = {name.lower(): value for name, value in request["headers"].items()}
+    assert headers["authorization"] == headers["cookie"] == headers["x-api-key"] == "[Filtered]"
+    assert "ip_address" not in event.get("user", {})
+    # What is needed to debug it is still there.
+    assert event["user"]["id"] == str(owner.user_id)
+    assert event["tags"]["tenant_id"] == str(owner.tenant_id)
+    assert event["request"]["url"].endswith("/test/leaky")
+    assert event["exception"]["values"][-1]["value"] == (
+        "rejected password=[Filtered] token=[Filtered]"
+    )
+
+
+async def test_the_user_email_is_sent_only_when_the_operator_opts_in(
+    settings: Settings, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    app = failing_app(
+        sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_send_user_email=True)
+    )
+    async with running(app) as http:
+        response = await http.get("/test/boom", headers=owner.headers)
+        settle(receiver)
+    event = receiver.wait_for_event(lambda e: e["event_id"] == response.json()["event_id"])
+    assert event["user"] == {"id": str(owner.user_id), "email": owner.email}
+
+
+async def test_concurrent_requests_of_two_tenants_keep_their_own_context(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account, rival: Account
+) -> None:
+    callers = [owner if n % 4 < 2 else rival for n in range(50)]
+    responses = await asyncio.gather(
+        *(
+            reporting.get(f"/test/maybe/{n}", headers=caller.headers)
+            for n, caller in enumerate(callers)
+        )
+    )
+    settle(receiver)
+    events = {event["event_id"]: event for event in real_events(receiver)}
+    assert len(events) == 25
+    for n, (caller, response) in enumerate(zip(callers, responses, strict=True)):
+        if n % 2 == 0:
+            assert response.json() == {"tenant_id": str(caller.tenant_id)}
+            continue
+        event = events[response.json()["event_id"]]
+        assert event["exception"]["values"][-1]["value"] == f"odd request {n}"
+        assert event["tags"]["tenant_id"] == str(caller.tenant_id)
+        assert event["contexts"]["tenant"]["id"] == str(caller.tenant_id)
+        assert event["user"]["id"] == str(caller.user_id)
+
+
+async def test_probe_traffic_sends_no_transaction_and_no_breadcrumb(
+    settings: Settings, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    app = failing_app(
+        sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_traces_sample_rate=1.0)
+    )
+    async with running(app) as http:
+        for _ in range(10):
+            assert (await http.get("/health")).status_code == 200
+            assert (await http.head("/health")).status_code == 200
+        assert (await http.get("/api/v1/items", headers=owner.headers)).status_code == 200
+        # /metrics (a test route here) is as quiet as /health: its INFO log is no breadcrumb,
+        # though its ERROR log is still an event.
+        assert (await http.get("/metrics")).status_code == 200
+        settle(receiver)
+
+    event = receiver.wait_for_event(
+        lambda e: (e.get("logentry") or {}).get("message") == "metrics export failed"
+    )
+    assert event["breadcrumbs"]["values"] == []
+    names = [transaction["transaction"] for transaction in receiver.transactions]
+    assert names == ["app.api.routes.items.list_items"]
+
+
+async def test_traces_follow_the_sampling_table(
+    settings: Settings, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    # Default rate 0: only the routes the table marks critical are traced.
+    app = failing_app(sentry_settings(settings, sentry_dsn=receiver.dsn))
+    async with running(app) as http:
+        await http.get("/health")
+        await http.get("/api/v1/items", headers=owner.headers)
+        login = await http.post(
+            "/api/v1/auth/token", data={"username": owner.email, "password": "wrong password"}
+        )
+        assert login.status_code == 401
+        settle(receiver)
+    [transaction] = receiver.transactions
+    assert transaction["transaction"] == "app.api.routes.auth.login"
+    assert transaction["contexts"]["trace"]["status"] == "unauthenticated"
+
+
+async def test_a_domain_error_is_grouped_by_its_fingerprint(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    response = await reporting.get("/test/declined", headers=owner.headers)
+    event = receiver.wait_for_event(lambda e: e["event_id"] == response.json()["event_id"])
+    assert event["fingerprint"] == ["payment-declined"]
+
+
+def _run_module(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SENTRY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "app.sentry", *args],
+        cwd=PROJECT_ROOT,
+        env=environment | {"ENVIRONMENT": "test", "SENTRY_RELEASE": TEST_RELEASE} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_check_command_sends_an_event_and_prints_its_id(receiver: EnvelopeReceiver) -> None:
+    result = _run_module("check", SENTRY_DSN=receiver.dsn)
+    assert result.returncode == 0, result.stderr
+    event_id = result.stdout.split()[2]
+    event: dict[str, Any] = receiver.wait_for_event(lambda e: e["event_id"] == event_id)
+    assert event["release"] == TEST_RELEASE
+    assert "Sentry check" in event["message"]
+
+
+def test_the_check_command_fails_clearly_when_nothing_could_be_sent() -> None:
+    port = unused_port()
+    closed = _run_module("check", SENTRY_DSN=f"http://key@127.0.0.1:{port}/1")
+    assert closed.returncode == 1
+    assert "nothing was sent" in closed.stderr
+    assert f"127.0.0.1:{port}" in closed.stderr
+
+    unset = _run_module("check")
+    assert unset.returncode == 2
+    assert unset.stderr.strip() == "error: Sentry is off: SENTRY_DSN is empty"
+
+
+def test_the_check_command_names_a_malformed_dsn() -> None:
+    result = _run_module("check", SENTRY_DSN="http://key@127.0.0.1:9/not-a-project")
+    assert result.returncode == 2
+    assert "SENTRY_DSN: must end with the numeric project id" in result.stderr
+    assert "key@" not in result.stderr  # the DSN's key is never echoed
+
+
+def test_release_is_the_setting_else_version_and_git_sha(settings: Settings, tmp_path: Any) -> None:
+    from app import __version__, sentry
+
+    assert sentry.release_name(sentry_settings(settings, sentry_release="2024.1")) == "2024.1"
+    unversioned = sentry_settings(settings, sentry_release="")
+    assert sentry.release_name(unversioned, tmp_path) == f"{sentry.RELEASE_PREFIX}@{__version__}"
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=tmp_path, check=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert sentry.release_name(unversioned, tmp_path) == (
+        f"{sentry.RELEASE_PREFIX}@{__version__}+{sha}"
+    )
