@@ -107,10 +107,11 @@ def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str,
     quiet_scope = _quiet_request_scope.get()
     if quiet_scope is not None and quiet_scope is sentry_sdk.get_isolation_scope():
         return None
-    data = crumb.get("data") or {}
-    text = f"{crumb.get('message') or ''} {data.get('url') or ''}"
-    if _QUIET_PATH_IN_TEXT.search(text):  # e.g. uvicorn's access log line for GET /health
+    url = (crumb.get("data") or {}).get("url")
+    if isinstance(url, str) and urlsplit(url).path in QUIET_PATHS:
         return None
+    if _QUIET_PATH_IN_TEXT.search(str(crumb.get("message") or "")):
+        return None  # e.g. uvicorn's access log line for GET /health
     return crumb
 
 
@@ -154,26 +155,26 @@ EXTRA_DENYLIST = (
 # A key is sensitive when, lower-cased and without separators, it contains one of these.
 _SENSITIVE_KEY = re.compile(
     r"passw|passwd|passphrase|^pass$|pwd|secret|token|apikey|accesskey|privatekey"
-    r"|auth(?!or)|cookie|session|csrf|xsrf|credential|signature|dsn|ssn|socialsecurity"
+    r"|authoriz|auth(?!or)|cookie|session|csrf|xsrf|credential|signature|dsn|ssn|socialsecurity"
     r"|cardnumber|creditcard|ccnumber|cvv|cvc|iban"
 )
 _KEY_SEPARATORS = re.compile(r"[\s_.\-]")
 
 # key=value or key: value inside free text (query strings, reprs, log messages, JSON text).
 _SECRET_PAIR = re.compile(
-    r"(?i)(?P<key>[\w.-]*(?:passw|pwd|secret|token|api[_-]?key|auth(?!or)|cookie|session"
+    r"(?i)(?P<key>[\w.-]*(?:passw|pwd|secret|token|api[_-]?key|authoriz|auth(?!or)|cookie|session"
     r"|credential|private[_-]?key|ssn|card[_-]?number|cvv|iban)[\w.-]*)"
     r"(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?P<value>\[Filtered\]|\"[^\"]*\"|'[^']*'|[^\s&,;)}\]]+)"
+    r"(?P<value>\[Filtered\]|(?:bearer|basic)\s+\S+|\"[^\"]*\"|'[^']*'|[^\s&,;)}\]]+)"
 )
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
 _EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_IP_CANDIDATE = re.compile(
-    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]+)(?![\w.:])"
-)
+# Candidates only: each is confirmed by the ipaddress module before it is masked.
+_IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
+_IPV6_CANDIDATE = re.compile(r"(?<![\w.:])[0-9A-Fa-f]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?![\w.:])")
 
 # Parts of an event that hold no user data: left alone so the scrubber cannot garble them.
 _STRUCTURAL_KEYS = frozenset(
@@ -224,7 +225,8 @@ def scrub_text(text: str) -> str:
     text = _JWT.sub(FILTERED, text)
     text = _SECRET_PAIR.sub(_mask_pair, text)
     text = _CARD_CANDIDATE.sub(_mask_card, text)
-    text = _IP_CANDIDATE.sub(_mask_ip, text)
+    text = _IPV4_CANDIDATE.sub(_mask_ip, text)
+    text = _IPV6_CANDIDATE.sub(_mask_ip, text)
     return _EMAIL.sub(FILTERED, text)
 
 

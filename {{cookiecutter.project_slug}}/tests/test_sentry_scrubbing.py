@@ -1,0 +1,211 @@
+"""The callbacks that shape every event, tested directly: an exception inside one of them
+would make the SDK drop the event silently, so each rule is pinned here as well as on the
+wire (tests/test_sentry_wire.py)."""
+
+from typing import Any
+
+import pytest
+
+from app import sentry
+from app.sentry import FILTERED
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abcdef123456", f"Authorization: {FILTERED}"),
+        ("sent bearer abcdef123456 upstream", f"sent bearer {FILTERED} upstream"),
+        (f"token {JWT} refused", f"token {FILTERED} refused"),
+        ("password=hunter2&page=2", f"password={FILTERED}&page=2"),
+        ("Form(user='ada', passwd='hunter 2')", f"Form(user='ada', passwd='{FILTERED}')"),
+        ('{"client_secret": "s3cr3t value"}', '{"client_secret": "' + FILTERED + '"}'),
+        ("apiKey: abc123, next", f"apiKey: {FILTERED}, next"),
+        ("postgresql://app:pa55@db:5432/app", f"postgresql://{FILTERED}@db:5432/app"),
+        ("card 4111 1111 1111 1111 declined", f"card {FILTERED} declined"),
+        ("card 4111-1111-1111-1111", f"card {FILTERED}"),
+        ("order 4111111111111112 (Luhn fails)", "order 4111111111111112 (Luhn fails)"),
+        ("mail ada@example.com now", f"mail {FILTERED} now"),
+        ("from 203.0.113.7:4321", f"from {FILTERED}:4321"),
+        ("from 2001:db8::1 at 14:16:33", f"from {FILTERED} at 14:16:33"),
+        ("version 1.2.3 of 999.1.1.1", "version 1.2.3 of 999.1.1.1"),
+        ("author=Ada tenant_id=42", "author=Ada tenant_id=42"),
+        ("already token=[Filtered]", "already token=[Filtered]"),
+    ],
+)
+def test_secrets_are_recognised_by_their_shape(text: str, expected: str) -> None:
+    assert sentry.scrub_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "Passwd",
+        "new_password",
+        "api_key",
+        "apiKey",
+        "X-Api-Key",
+        "client_secret",
+        "refresh_token",
+        "access-token",
+        "Authorization",
+        "Cookie",
+        "sessionid",
+        "csrftoken",
+        "ssn",
+        "card_number",
+        "cardNumber",
+        "cvv",
+        "iban",
+        "private_key",
+        "SENTRY_DSN",
+    ],
+)
+def test_sensitive_keys_in_any_case_and_spelling(key: str) -> None:
+    assert sentry.is_sensitive_key(key)
+
+
+@pytest.mark.parametrize("key", ["author", "tenant_id", "user_id", "title", "page", "email"])
+def test_ordinary_keys_are_kept(key: str) -> None:
+    assert not sentry.is_sensitive_key(key)
+
+
+def test_query_strings_keep_their_shape() -> None:
+    scrubbed = sentry.scrub_query_string("page=2&api_key=abc&q=ada%40example.com&token=")
+    assert scrubbed == f"page=2&api_key={FILTERED}&q={FILTERED}&token={FILTERED}"
+
+
+def _event(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "event_id": "0" * 32,
+        "level": "error",
+        "release": "acme@1.0+4111111111111111",
+        "transaction": "app.api.routes.items.create_item",
+        "user": {"id": "u-1", "email": "ada@example.com"},
+        "tags": {"tenant_id": "t-1", "api_key": "tag-secret"},
+        "contexts": {"tenant": {"id": "t-1"}, "payment": {"card_number": "4111111111111111"}},
+        "request": {
+            "url": "http://testserver/api/v1/items",
+            "query_string": "token=abc&page=2",
+            "headers": {"X-Auth-Token": "hdr-secret", "Accept": "application/json"},
+            "data": {"nested": [{"Password": "body-secret"}], "title": "ok"},
+        },
+        "exception": {
+            "values": [
+                {
+                    "type": "ValueError",
+                    "value": "bad credentials: password=exc-secret",
+                    "stacktrace": {
+                        "frames": [{"function": "f", "vars": {"api_secret": "'var-secret'"}}]
+                    },
+                }
+            ]
+        },
+        "breadcrumbs": {"values": [{"message": "GET /x?token=crumb-secret", "data": {}}]},
+        "logentry": {"message": "login %s", "params": ["Bearer param-secret-123"]},
+    }
+    return event | overrides
+
+
+def test_an_event_loses_its_secrets_and_keeps_what_debugging_needs() -> None:
+    scrubbed = sentry.scrub_event(_event())
+    flat = repr(scrubbed)
+    for secret in (
+        "tag-secret",
+        "hdr-secret",
+        "body-secret",
+        "exc-secret",
+        "var-secret",
+        "crumb-secret",
+        "param-secret",
+        "ada@example.com",
+    ):
+        assert secret not in flat
+    assert scrubbed["contexts"]["payment"]["card_number"] == FILTERED
+    assert scrubbed["request"]["query_string"] == f"token={FILTERED}&page=2"
+    assert scrubbed["request"]["headers"]["Accept"] == "application/json"
+    assert scrubbed["request"]["data"]["title"] == "ok"
+    assert scrubbed["user"] == {"id": "u-1", "email": FILTERED}
+    assert scrubbed["tags"]["tenant_id"] == "t-1"
+    assert scrubbed["exception"]["values"][0]["type"] == "ValueError"
+    # Identifiers the scrubber must not garble, however they look.
+    assert scrubbed["event_id"] == "0" * 32
+    assert scrubbed["release"] == "acme@1.0+4111111111111111"
+
+
+def test_the_user_email_survives_only_when_opted_in() -> None:
+    scrubbed = sentry.scrub_event(_event(), keep_user_email=True)
+    assert scrubbed["user"] == {"id": "u-1", "email": "ada@example.com"}
+    assert "ada@example.com" not in repr({k: v for k, v in scrubbed.items() if k != "user"})
+
+
+class _Unscrubbable(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("cannot walk this")
+
+
+def test_an_event_that_cannot_be_scrubbed_is_dropped_not_sent() -> None:
+    assert sentry._before_send(_event(extra=_Unscrubbable(secret="x")), {}) is None
+
+
+def test_a_domain_error_brings_its_own_fingerprint() -> None:
+    class QuotaExceededError(Exception):
+        sentry_fingerprint = sentry.fingerprint("quota-exceeded", 42)
+
+    error = QuotaExceededError()
+    event = sentry._before_send(_event(), {"exc_info": (type(error), error, None)})
+    assert event is not None
+    assert event["fingerprint"] == ["quota-exceeded", "42"]
+
+
+@pytest.mark.parametrize(
+    ("path", "rate"),
+    [
+        ("/health", 0.0),
+        ("/metrics", 0.0),
+        ("/api/v1/auth/token", 1.0),
+        ("/api/v1/tenants", 1.0),
+        ("/api/v1/items", 0.25),
+        ("/health/deep", 0.25),
+    ],
+)
+def test_trace_rates_come_from_the_table(path: str, rate: float) -> None:
+    assert sentry.trace_rate(path, default_rate=0.25) == rate
+
+
+def test_a_distributed_trace_keeps_its_parent_decision_except_for_table_rates() -> None:
+    sampler = sentry._traces_sampler(0.25)
+    assert sampler({"asgi_scope": {"path": "/api/v1/items"}, "parent_sampled": True}) == 1.0
+    assert sampler({"asgi_scope": {"path": "/api/v1/items"}, "parent_sampled": False}) == 0.0
+    assert sampler({"asgi_scope": {"path": "/health"}, "parent_sampled": True}) == 0.0
+    assert sampler({"asgi_scope": {"path": "/api/v1/items"}}) == 0.25
+
+
+@pytest.mark.parametrize(
+    "crumb",
+    [
+        {"category": "uvicorn.access", "message": '1.2.3.4:5 - "GET /health HTTP/1.1" 200'},
+        {"category": "uvicorn.access", "message": '1.2.3.4:5 - "HEAD /health HTTP/1.1" 200'},
+        {"category": "httplib", "data": {"url": "http://10.0.0.2:8000/metrics"}},
+    ],
+)
+def test_breadcrumbs_about_probes_are_dropped(crumb: dict[str, Any]) -> None:
+    assert sentry._before_breadcrumb(crumb, {}) is None
+
+
+def test_other_breadcrumbs_are_kept() -> None:
+    crumb = {"category": "uvicorn.access", "message": '"GET /api/v1/health-records HTTP/1.1"'}
+    assert sentry._before_breadcrumb(crumb, {}) == crumb
+
+
+def test_helpers_are_harmless_while_sentry_is_off() -> None:
+    assert not sentry.is_enabled()
+    sentry.set_user_context("u", "t", email="ada@example.com")
+    sentry.clear_user_context()
+    sentry.add_breadcrumb("step", answer=42)
+    sentry.set_tag("k", "v")
+    sentry.set_context("c", {"k": "v"})
+    assert sentry.capture_exception(ValueError("x")) is None
+    assert sentry.capture_message("x", "warning") is None
