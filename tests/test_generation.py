@@ -2,13 +2,19 @@
 no template residue, lint-clean, and (where this machine has the Python it targets) its own
 `make lint` and `make test` passing, on SQLite and on PostgreSQL when TEST_DATABASE_URL is set."""
 
+import json
 import os
 import re
 import shutil
+import signal
 import socket
+import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,8 +131,15 @@ def test_generated_test_suite_passes(
     env = {"TEST_DATABASE_URL": TEST_DATABASE_URL if backend == "postgresql" else ""}
     if backend == "postgresql" and not TEST_DATABASE_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
-    result = _run(["make", "test", f"PYTHON={python}"], cwd=project, **env)
+    # -rA lists every test that passed, so the Sentry suite's presence can be checked.
+    result = _run(["make", "test", f"PYTHON={python}"], cwd=project, PYTEST_ADDOPTS="-rA", **env)
     assert f"database backend: {backend}" in result.stdout
+    sentry_tests = re.findall(r"^(\w+) tests/test_sentry_\w+\.py::", result.stdout, re.MULTILINE)
+    if answers_of["include_sentry"] == "yes":
+        assert len(sentry_tests) > 50, "the Sentry tests did not run"
+        assert set(sentry_tests) == {"PASSED"}, "a Sentry test was skipped or failed"
+    else:
+        assert sentry_tests == []
     summary = re.search(r"^=+ (?P<counts>.*) in [\d.]+s", result.stdout, re.MULTILINE)
     assert summary is not None, result.stdout[-2000:]
     assert re.search(r"\d+ passed", summary["counts"]), summary["counts"]
@@ -141,31 +154,27 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.slow
-def test_make_run_serves_health_from_a_copied_project(tmp_path: Path, cookies: Any) -> None:
-    """What a user does first: copy the project anywhere, `make run`, and it answers."""
-    result = cookies.bake(extra_context=check_answer_keys({}))
-    assert result.exit_code == 0, result.exception
-    copy = tmp_path / "elsewhere" / "my_service"
-    shutil.copytree(result.project_path, copy)
+@contextmanager
+def _make_run(project: Path, **env: str) -> Iterator[tuple[int, list[str]]]:
+    """`make run` on a free port until /health answers 200; yields the port and, once the
+    server has stopped, its output lines."""
     port = _free_port()
     server = subprocess.Popen(
         ["make", "run", f"PORT={port}"],
-        cwd=copy,
-        env=clean_env(),
+        cwd=project,
+        env=clean_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
+    output: list[str] = []
     try:
-        status = _wait_for_health(port, server, timeout=300)
-        assert status == 200
-        assert (copy / "app.db").is_file(), "make run should have migrated the SQLite database"
+        assert _wait_for_health(port, server, timeout=300) == 200
+        yield port, output
     finally:
-        os.killpg(server.pid, 15)
-        output, _ = server.communicate(timeout=30)
-    assert "Application startup complete" in output
+        os.killpg(server.pid, signal.SIGTERM)
+        output.extend(server.communicate(timeout=30)[0].splitlines())
 
 
 def _wait_for_health(port: int, server: subprocess.Popen[str], timeout: float) -> int:
@@ -180,3 +189,105 @@ def _wait_for_health(port: int, server: subprocess.Popen[str], timeout: float) -
         except OSError:
             time.sleep(0.5)
     raise AssertionError("GET /health did not answer in time")
+
+
+@pytest.mark.slow
+def test_make_run_serves_health_from_a_copied_project(tmp_path: Path, cookies: Any) -> None:
+    """What a user does first: copy the project anywhere, `make run`, and it answers."""
+    result = cookies.bake(extra_context=check_answer_keys({}))
+    assert result.exit_code == 0, result.exception
+    copy = tmp_path / "elsewhere" / "my_service"
+    shutil.copytree(result.project_path, copy)
+    with _make_run(copy) as (_, output):
+        assert (copy / "app.db").is_file(), "make run should have migrated the SQLite database"
+    assert any("Application startup complete" in line for line in output)
+
+
+def _call(port: int, path: str, body: bytes | None = None, **headers: str) -> Any:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return {"status": error.code, **json.loads(error.read())}
+
+
+class _Receiver:
+    """The generated project's own loopback receiver, run as a user would run it."""
+
+    def __init__(self, project: Path) -> None:
+        self.process = subprocess.Popen(
+            [
+                str(project / ".venv" / "bin" / "python"),
+                "-m",
+                "tests.sentry_receiver",
+                str(_free_port()),
+                "--json",
+            ],
+            cwd=project,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.stdout = self.process.stdout
+        first = self.stdout.readline()
+        assert first.startswith("listening; set SENTRY_DSN="), first
+        self.dsn = first.strip().rpartition("=")[2]
+
+    def next_event(self) -> dict[str, Any]:
+        lines: list[str] = []
+        for line in self.stdout:
+            lines.append(line)
+            if line.rstrip("\n") == "}":
+                return dict(json.loads("".join(lines)))
+        raise AssertionError("the receiver stopped before an event arrived")
+
+    def stop(self) -> str:
+        self.process.terminate()
+        return self.process.communicate(timeout=30)[0]
+
+
+@pytest.mark.slow
+def test_make_run_of_a_yes_project_reports_an_error_to_the_receiver(cookies: Any) -> None:
+    """The whole path, as a user would see it: `make run` with SENTRY_DSN at the receiver the
+    project ships, a signed-in request that fails, and the scrubbed event that arrives."""
+    result = cookies.bake(extra_context=check_answer_keys({"include_sentry": "yes"}))
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    _run(["make", "install"], cwd=project)
+    receiver = _Receiver(project)
+    try:
+        with _make_run(project, SENTRY_DSN=receiver.dsn) as (port, _):
+            password = "correct horse battery staple"  # noqa: S105 - a test account
+            signed_up = _call(
+                port,
+                "/api/v1/tenants",
+                json.dumps(
+                    {"tenant_name": "Acme", "email": "ada@example.com", "password": password}
+                ).encode(),
+                **{"Content-Type": "application/json"},
+            )
+            token = _call(
+                port,
+                "/api/v1/auth/token",
+                f"username=ada%40example.com&password={password.replace(' ', '+')}".encode(),
+            )["access_token"]
+            # The items table disappears under the running app: the next query fails.
+            with sqlite3.connect(project / "app.db") as database:
+                database.execute("DROP TABLE items")
+            failed = _call(port, "/api/v1/items?limit=5", Authorization=f"Bearer {token}")
+            event = receiver.next_event()
+    finally:
+        received = receiver.stop()
+
+    assert failed["status"] == 503
+    assert event["exception"]["values"][-1]["type"] == "OperationalError"
+    assert event["request"]["url"].endswith("/api/v1/items")
+    assert event["request"]["query_string"] == "limit=5"
+    assert event["user"] == {"id": signed_up["owner"]["id"]}
+    assert event["tags"]["tenant_id"] == signed_up["tenant"]["id"]
+    assert event["environment"] == "local"
+    assert event["release"].startswith("acme_backend@0.1.0")
+    for secret in (token, password, "ada@example.com", "127.0.0.1:" + str(port)):
+        assert secret not in json.dumps(event) + received

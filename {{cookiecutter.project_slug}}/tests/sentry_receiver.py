@@ -6,7 +6,8 @@ process: `POST /api/<project>/envelope/`, gzip-compressed or plain, as the real 
         ...
         event = receiver.wait_for_event(lambda e: e["level"] == "error")
 
-`python -m tests.sentry_receiver [PORT]` runs one in the foreground and prints what arrives.
+`python -m tests.sentry_receiver [PORT] [--json]` runs one in the foreground and prints what
+arrives (a summary line per item, or the whole JSON).
 """
 
 import gzip
@@ -202,11 +203,16 @@ def _describe(kind: str, payload: Event) -> str:
 
 
 def main(argv: list[str]) -> int:
-    port = int(argv[0]) if argv else 9000
+    """python -m tests.sentry_receiver [PORT] [--json]: print each item as it arrives."""
+    as_json = "--json" in argv
+    ports = [arg for arg in argv if arg != "--json"]
+    port = int(ports[0]) if ports else 9000
 
     def show(delivery: Delivery) -> None:
         for kind, payload in delivery.items:
-            print(_describe(kind, payload), flush=True)
+            print(
+                json.dumps(payload, indent=2) if as_json else _describe(kind, payload), flush=True
+            )
 
     with EnvelopeReceiver(port, on_delivery=show) as receiver:
         print(f"listening; set SENTRY_DSN={receiver.dsn}", flush=True)
