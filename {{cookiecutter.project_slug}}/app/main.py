@@ -59,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+{%- if cookiecutter.include_sentry == "yes" %}
+    app.add_middleware(sentry.SentryRequestContext)  # Sentry seam: per-request scrubbing data
+{%- endif %}
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

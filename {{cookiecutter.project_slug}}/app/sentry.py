@@ -25,7 +25,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from app import __version__
 from app.core.config import Settings, SettingsError, load_settings
@@ -77,10 +77,8 @@ TRACE_RULES: tuple[TraceRule, ...] = (
 QUIET_PATHS = frozenset({"/health", "/metrics"})
 _QUIET_PATH_IN_TEXT = re.compile(r"(?<![\w/])(?:/health|/metrics)(?![\w/-])")
 
-# The sampler is the first of our code to see each request, inside the isolation scope the
-# SDK forked for it; it remembers that scope when the request is a quiet one. Comparing by
-# identity means the mark ends with the request, even where requests share a task.
-_quiet_request_scope: ContextVar[object] = ContextVar("quiet_request_scope", default=None)
+# True while a quiet request is served (set by SentryRequestContext, reset when it ends).
+_in_quiet_request: ContextVar[bool] = ContextVar("in_quiet_request", default=False)
 
 
 def trace_rate(path: str, default_rate: float) -> float:
@@ -93,7 +91,6 @@ def trace_rate(path: str, default_rate: float) -> float:
 def _traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
     def sampler(context: dict[str, Any]) -> float:
         path = str((context.get("asgi_scope") or {}).get("path", ""))
-        _quiet_request_scope.set(sentry_sdk.get_isolation_scope() if path in QUIET_PATHS else None)
         rate = trace_rate(path, default_rate)
         parent_sampled = context.get("parent_sampled")
         if rate not in (0.0, 1.0) and parent_sampled is not None:
@@ -104,8 +101,9 @@ def _traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
 
 
 def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    quiet_scope = _quiet_request_scope.get()
-    if quiet_scope is not None and quiet_scope is sentry_sdk.get_isolation_scope():
+    if _in_quiet_request.get() or crumb.get("category") == "uvicorn.access":
+        # Access-log lines only repeat the event's own request, raw: client address and
+        # undecoded query string included.
         return None
     url = (crumb.get("data") or {}).get("url")
     if isinstance(url, str) and urlsplit(url).path in QUIET_PATHS:
@@ -113,6 +111,39 @@ def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str,
     if _QUIET_PATH_IN_TEXT.search(str(crumb.get("message") or "")):
         return None  # e.g. uvicorn's access log line for GET /health
     return crumb
+
+
+class SentryRequestContext:
+    """Pure ASGI middleware, inside the isolation scope the SDK forks for each request: marks
+    quiet requests for _before_breadcrumb, and hands the raw query string to the scrubber
+    (the SDK reports it percent-decoded, where an encoded `&` inside a secret would split
+    it into a harmless-looking second parameter)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _state.enabled:
+            await self.app(scope, receive, send)
+            return
+        raw_query = scope.get("query_string") or b""
+        if raw_query:
+            sentry_sdk.get_isolation_scope().add_event_processor(_raw_query_processor(raw_query))
+        token = _in_quiet_request.set(scope.get("path") in QUIET_PATHS)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _in_quiet_request.reset(token)
+
+
+def _raw_query_processor(raw_query: bytes) -> Callable[[Event, dict[str, Any]], Event]:
+    def processor(event: Event, hint: dict[str, Any]) -> Event:
+        request = event.get("request")
+        if isinstance(request, dict) and "query_string" in request:
+            request["query_string"] = raw_query.decode("latin-1")
+        return event
+
+    return processor
 
 
 def _before_send_transaction(event: Event, hint: dict[str, Any]) -> Event | None:
@@ -154,7 +185,8 @@ EXTRA_DENYLIST = (
 
 # A key is sensitive when, lower-cased and without separators, it contains one of these.
 _SENSITIVE_KEY = re.compile(
-    r"passw|passwd|passphrase|^pass$|pwd|secret|token|apikey|accesskey|privatekey"
+    r"passw|passwd|passphrase|passcode|^pass$|pwd|secret|token|apikey|accesskey|privatekey"
+    r"|^otp|otp$|totp|mfa|^pin$|pincode"
     r"|authoriz|auth(?!or)|cookie|session|csrf|xsrf|credential|signature|dsn|ssn|socialsecurity"
     r"|cardnumber|creditcard|ccnumber|cvv|cvc|iban"
 )
@@ -162,15 +194,16 @@ _KEY_SEPARATORS = re.compile(r"[\s_.\-]")
 
 # key=value or key: value inside free text (query strings, reprs, log messages, JSON text).
 _SECRET_PAIR = re.compile(
-    r"(?i)(?P<key>[\w.-]*(?:passw|pwd|secret|token|api[_-]?key|authoriz|auth(?!or)|cookie|session"
+    r"(?i)(?P<key>[\w.-]*(?:passw|passcode|pwd|secret|token|api[_\s-]?key|authoriz|auth(?!or)|cookie|session"
     r"|credential|private[_-]?key|ssn|card[_-]?number|cvv|iban)[\w.-]*)"
     r"(?P<sep>[\"']?\s*[=:]\s*)"
-    r"(?P<value>\[Filtered\]|(?:bearer|basic)\s+\S+|\"[^\"]*\"|'[^']*'|[^\s&,;)}\]]+)"
+    r"(?P<value>\[Filtered\]|(?:bearer|basic|token|digest|apikey|api-key)\s+\S+"
+    r"|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[^\s&,;)}\]]+)"
 )
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
-_EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")  # \w: internationalised domains too
 _CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 # Candidates only: each is confirmed by the ipaddress module before it is masked.
 _IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
@@ -205,11 +238,14 @@ def _mask_card(match: re.Match[str]) -> str:
 
 
 def _mask_ip(match: re.Match[str]) -> str:
-    try:
-        ipaddress.ip_address(match.group())
-    except ValueError:
-        return match.group()  # a time of day, a version: not an address
-    return FILTERED
+    candidate = match.group()
+    for address, port in ((candidate, ""), candidate.rpartition(":")[::2]):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            continue
+        return FILTERED + (f":{port}" if port else "")
+    return candidate  # a time of day, a version: not an address
 
 
 def _mask_pair(match: re.Match[str]) -> str:
@@ -219,7 +255,17 @@ def _mask_pair(match: re.Match[str]) -> str:
 
 
 def scrub_text(text: str) -> str:
-    """Remove secrets that show themselves by their shape, wherever they appear in a string."""
+    """Remove secrets that show themselves by their shape, wherever they appear in a string,
+    percent-encoded ones included."""
+    scrubbed = _scrub_shapes(text)
+    if "%" in scrubbed:
+        decoded = unquote(scrubbed)
+        if _scrub_shapes(decoded) != decoded:  # something was hiding behind the encoding
+            return _scrub_shapes(decoded)
+    return scrubbed
+
+
+def _scrub_shapes(text: str) -> str:
     text = _URL_CREDENTIALS.sub(f"{FILTERED}@", text)
     text = _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {FILTERED}", text)
     text = _JWT.sub(FILTERED, text)
@@ -384,6 +430,9 @@ def _options(settings: Settings) -> dict[str, Any]:
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
         "event_scrubber": EventScrubber(denylist=denylist, recursive=True),
+        # No frame locals: they hold raw request bodies, ASGI scopes and partials whose reprs
+        # carry passwords in no recognisable shape. Stack traces and source lines stay.
+        "include_local_variables": False,
         "before_send": _before_send,
         "before_send_transaction": _before_send_transaction,
         "before_breadcrumb": _before_breadcrumb,

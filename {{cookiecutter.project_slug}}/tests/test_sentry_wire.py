@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import update
 
 from app.core.config import Settings
-from tests.helpers import PROJECT_ROOT, Account, invite, running
+from app.models import User
+from tests.helpers import PASSWORD, PROJECT_ROOT, Account, invite, running
 from tests.sentry_helpers import (
     TEST_RELEASE,
     exception_types,
@@ -110,7 +112,9 @@ async def test_a_logged_error_is_an_event_and_info_logs_are_its_breadcrumbs(
 async def test_secrets_in_body_headers_cookies_query_and_messages_never_leave(
     reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
 ) -> None:
-    secrets = {name: f"{name}-{uuid.uuid4().hex}" for name in ("pw", "api", "tok", "cookie")}
+    tails = {name: uuid.uuid4().hex for name in ("pw", "api", "tok", "cookie", "split")}
+    secrets = {name: f"{name}-{tail}" for name, tail in tails.items()}
+    secrets["pw"] = f'pw-"\\{tails["pw"]}'  # quotes and backslashes get escaped on the way
     card = "4111 1111 1111 1111"
     body = {
         "password": secrets["pw"],
@@ -119,7 +123,9 @@ async def test_secrets_in_body_headers_cookies_query_and_messages_never_leave(
         "note": f"call me at {owner.email}",
     }
     response = await reporting.post(
-        f"/test/leaky?token={secrets['tok']}&page=2",
+        # %26 is an & inside the value: the secret must not split into a harmless-looking
+        # second parameter.
+        f"/test/leaky?token={secrets['tok']}&api_key=a%26{secrets['split']}&page=2",
         json=body,
         headers={
             **owner.headers,
@@ -133,7 +139,7 @@ async def test_secrets_in_body_headers_cookies_query_and_messages_never_leave(
 
     sent = receiver.raw
     bearer = owner.headers["Authorization"].removeprefix("Bearer ")
-    for forbidden in [*secrets.values(), bearer, owner.email, CLIENT_IP, "198.51.100.23"]:
+    for forbidden in [*tails.values(), bearer, owner.email, CLIENT_IP, "198.51.100.23"]:
         at = sent.find(forbidden.encode())
         assert at < 0, f"{forbidden!r} reached Sentry: {sent[max(0, at - 300) : at + 50]!r}"
     assert card.encode() not in sent
@@ -141,7 +147,7 @@ async def test_secrets_in_body_headers_cookies_query_and_messages_never_leave(
 
     [event] = [e for e in real_events(receiver) if "BoomError" in exception_types(e)]
     request = event["request"]
-    assert request["query_string"] == "token=[Filtered]&page=2"
+    assert request["query_string"] == "token=[Filtered]&api_key=[Filtered]&page=2"
     assert "cookies" not in request
     headers = {name.lower(): value for name, value in request["headers"].items()}
     assert headers["authorization"] == headers["cookie"] == headers["x-api-key"] == "[Filtered]"
@@ -153,6 +159,26 @@ async def test_secrets_in_body_headers_cookies_query_and_messages_never_leave(
     assert event["exception"]["values"][-1]["value"] == (
         "rejected password=[Filtered] token=[Filtered]"
     )
+
+
+async def test_a_login_that_fails_inside_hashing_does_not_send_the_password(
+    app: FastAPI, reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    # A hash pwdlib cannot read (a disabled account, a hash imported from another system):
+    # verification raises, with the password in the frames of the failing call.
+    async with app.state.engine.begin() as connection:
+        await connection.execute(
+            update(User).where(User.id == owner.user_id).values(hashed_password="!")
+        )
+    response = await reporting.post(
+        "/api/v1/auth/token", data={"username": owner.email, "password": PASSWORD}
+    )
+    assert response.status_code == 500
+    settle(receiver)
+    event = receiver.wait_for_event(lambda e: e["event_id"] == response.json()["event_id"])
+    assert event["exception"]["values"][-1]["type"] == "UnknownHashError"
+    for forbidden in (PASSWORD, PASSWORD.replace(" ", "+"), owner.email):
+        assert forbidden.encode() not in receiver.raw
 
 
 async def test_the_user_email_is_sent_only_when_the_operator_opts_in(

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
         dsn = value.get_secret_value().strip()
         if dsn:
             parts = urlsplit(dsn)
+            try:
+                parts.port  # noqa: B018 - raises ValueError when the port is not a port
+            except ValueError:
+                raise ValueError("has an invalid port") from None
             if parts.scheme not in {"http", "https"} or not parts.username or not parts.hostname:
                 # The value itself is not repeated: it holds the project's key.
                 raise ValueError("must look like https://PUBLIC_KEY@HOST/PROJECT_ID")
