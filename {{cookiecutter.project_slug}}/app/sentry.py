@@ -136,8 +136,9 @@ class SentryRequestContext:
             _in_quiet_request.reset(token)
 
 
-def _raw_query_processor(raw_query: bytes) -> Callable[[Event, dict[str, Any]], Event]:
-    def processor(event: Event, hint: dict[str, Any]) -> Event:
+def _raw_query_processor(raw_query: bytes) -> Callable[[Any, dict[str, Any]], Any]:
+    # Any: the SDK types events as a private TypedDict; this touches one key of it.
+    def processor(event: Any, hint: dict[str, Any]) -> Any:
         request = event.get("request")
         if isinstance(request, dict) and "query_string" in request:
             request["query_string"] = raw_query.decode("latin-1")
