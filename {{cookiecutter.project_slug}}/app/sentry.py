@@ -55,27 +55,28 @@ RELEASE_PREFIX = "{{ cookiecutter.project_slug }}"
 FILTERED = "[Filtered]"
 
 # ---------------------------------------------------------------------------------------------
-# Sampling and noise: one table, first match wins. Paths are raw request paths (the sampler
-# runs before routing). A rate of None means SENTRY_TRACES_SAMPLE_RATE.
+# Sampling and noise: one table, first match wins; paths not in it get
+# SENTRY_TRACES_SAMPLE_RATE. Paths are raw request paths (the sampler runs before routing).
 # ---------------------------------------------------------------------------------------------
+
+# Probes: no transaction and no breadcrumb, whatever the sample rate.
+QUIET_PATHS = frozenset({"/health", "/metrics"})
+_QUIET_PATH = "|".join(re.escape(path) for path in sorted(QUIET_PATHS))
+_QUIET_PATH_IN_TEXT = re.compile(rf"(?<![\w/])(?:{_QUIET_PATH})(?![\w/-])")
 
 
 @dataclass(frozen=True)
 class TraceRule:
     path: re.Pattern[str]
-    rate: float | None
+    rate: float
     reason: str
 
 
 TRACE_RULES: tuple[TraceRule, ...] = (
-    TraceRule(re.compile(r"/health|/metrics"), 0.0, "probes: thousands a day, nothing to learn"),
+    TraceRule(re.compile(_QUIET_PATH), 0.0, "probes: thousands a day, nothing to learn"),
     TraceRule(re.compile(r"/api/v1/auth/token"), 1.0, "critical: every login"),
     TraceRule(re.compile(r"/api/v1/tenants"), 1.0, "critical: every sign-up"),
 )
-
-# Paths whose breadcrumbs and transactions are dropped as noise.
-QUIET_PATHS = frozenset({"/health", "/metrics"})
-_QUIET_PATH_IN_TEXT = re.compile(r"(?<![\w/])(?:/health|/metrics)(?![\w/-])")
 
 # True while a quiet request is served (set by SentryRequestContext, reset when it ends).
 _in_quiet_request: ContextVar[bool] = ContextVar("in_quiet_request", default=False)
@@ -84,7 +85,7 @@ _in_quiet_request: ContextVar[bool] = ContextVar("in_quiet_request", default=Fal
 def trace_rate(path: str, default_rate: float) -> float:
     for rule in TRACE_RULES:
         if rule.path.fullmatch(path):
-            return default_rate if rule.rate is None else rule.rate
+            return rule.rate
     return default_rate
 
 
@@ -109,7 +110,7 @@ def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str,
     if isinstance(url, str) and urlsplit(url).path in QUIET_PATHS:
         return None
     if _QUIET_PATH_IN_TEXT.search(str(crumb.get("message") or "")):
-        return None  # e.g. uvicorn's access log line for GET /health
+        return None  # e.g. a log line about a probe
     return crumb
 
 
@@ -186,7 +187,7 @@ EXTRA_DENYLIST = (
 
 # A key is sensitive when, lower-cased and without separators, it contains one of these.
 _SENSITIVE_KEY = re.compile(
-    r"passw|passwd|passphrase|passcode|^pass$|pwd|secret|token|apikey|accesskey|privatekey"
+    r"passw|passphrase|passcode|^pass$|pwd|secret|token|apikey|accesskey|privatekey"
     r"|^otp|otp$|totp|mfa|^pin$|pincode"
     r"|authoriz|auth(?!or)|cookie|session|csrf|xsrf|credential|signature|dsn|ssn|socialsecurity"
     r"|cardnumber|creditcard|ccnumber|cvv|cvc|iban"
@@ -261,8 +262,9 @@ def scrub_text(text: str) -> str:
     scrubbed = _scrub_shapes(text)
     if "%" in scrubbed:
         decoded = unquote(scrubbed)
-        if _scrub_shapes(decoded) != decoded:  # something was hiding behind the encoding
-            return _scrub_shapes(decoded)
+        rescrubbed = _scrub_shapes(decoded)
+        if rescrubbed != decoded:  # something was hiding behind the encoding
+            return rescrubbed
     return scrubbed
 
 
@@ -468,12 +470,13 @@ def init_sentry(settings: Settings) -> bool:
     """Start error tracking. Returns False, after one log line saying why, when it stays off;
     never raises: the app must serve with or without Sentry."""
     _state.enabled = False
+    options: dict[str, Any] = {}
     reason = _why_off(settings)
     if reason is None:
         try:
-            Dsn(settings.sentry_dsn.get_secret_value())
+            options = _options(settings)
             ignore_logger(logger.name)  # our own warnings must not become events
-            sentry_sdk.init(**_options(settings))
+            sentry_sdk.init(**options)  # raises BadDsn for a DSN it cannot parse
         except BadDsn:
             reason = "SENTRY_DSN is not a valid DSN (https://PUBLIC_KEY@HOST/PROJECT_ID)"
         except Exception as exc:  # fail-open: a broken SDK must not stop the app
@@ -491,8 +494,8 @@ def init_sentry(settings: Settings) -> bool:
     ).start()
     logger.info(
         "Sentry is on: environment=%s release=%s traces=%s",
-        settings.sentry_environment.strip() or settings.environment,
-        release_name(settings),
+        options["environment"],
+        options["release"],
         settings.sentry_traces_sample_rate,
     )
     return True
@@ -639,7 +642,7 @@ def check(settings: Settings) -> int:
     transport = _synchronous_transport(options, timeout=settings.sentry_shutdown_timeout)
     sentry_sdk.init(**options, transport=transport)
     event_id = sentry_sdk.capture_message(
-        f"Sentry check from {RELEASE_PREFIX} ({release_name(settings)})", level="info"
+        f"Sentry check from {RELEASE_PREFIX} ({options['release']})", level="info"
     )
     sentry_sdk.flush(timeout=settings.sentry_shutdown_timeout)
     target = f"{dsn.scheme}://{dsn.host}:{dsn.port}/{dsn.project_id}"
