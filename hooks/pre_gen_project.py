@@ -37,6 +37,10 @@ DEPENDENCY_NAMES = frozenset(
         "ruff", "sniffio", "sqlalchemy", "starlette", "typing-extensions",
         "typing-inspection", "uv", "uvicorn", "uvloop", "watchfiles", "websockets",
         "sentry-sdk", "urllib3", "certifi",
+        "annotated-doc", "ast-serialize", "attrs", "charset-normalizer", "graphql-core",
+        "harfile", "hypothesis", "hypothesis-graphql", "jsonschema-rs", "librt",
+        "markdown-it-py", "mdurl", "opentelemetry-api", "pyrate-limiter", "requests", "rich",
+        "schemathesis", "sortedcontainers", "werkzeug",
     }
 )  # fmt: skip
 

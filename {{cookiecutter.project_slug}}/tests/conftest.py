@@ -1,3 +1,4 @@
+import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -5,6 +6,8 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,8 +19,22 @@ from tests.databases import BACKEND, create_postgres_database, drop_postgres_dat
 from tests.helpers import Account, sign_up
 
 
+# Property tests run a small profile on every `make test` and >= 1,000 examples each under
+# `make test-long` (HYPOTHESIS_PROFILE=long). No deadline: an example is a real HTTP exchange
+# (and maybe a real database round trip), whose time says nothing about correctness.
+_PROPERTY_CHECKS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    "print_blob": True,
+}
+hypothesis_settings.register_profile("default", max_examples=60, **_PROPERTY_CHECKS)
+hypothesis_settings.register_profile("long", max_examples=1000, **_PROPERTY_CHECKS)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
 def pytest_report_header() -> str:
-    return f"database backend: {BACKEND}"
+    profile = hypothesis_settings.get_current_profile_name()
+    return f"database backend: {BACKEND}; hypothesis profile: {profile}"
 
 
 @pytest.fixture(scope="session")
