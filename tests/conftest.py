@@ -90,6 +90,27 @@ def python_for(version: str) -> str | None:
     return None
 
 
+class CheckedCookies:
+    """pytest-cookies' `cookies`, with every bake's extra_context checked by
+    check_answer_keys: no test can render the defaults by misspelling an answer."""
+
+    def __init__(self, cookies: Any) -> None:
+        self._cookies = cookies
+
+    def bake(self, extra_context: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self._cookies.bake(extra_context=check_answer_keys(extra_context or {}), **kwargs)
+
+
+@pytest.fixture
+def cookies(cookies: Any) -> CheckedCookies:
+    return CheckedCookies(cookies)
+
+
+@pytest.fixture(scope="session")
+def cookies_session(cookies_session: Any) -> CheckedCookies:
+    return CheckedCookies(cookies_session)
+
+
 @pytest.fixture
 def output_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "out"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BIN_DIR, check_answer_keys, clean_env, generated_files, python_for
+from tests.conftest import BIN_DIR, clean_env, generated_files, python_for
 
 # The combinations we support, named after the options they set (as cookiecutter-django does).
 SUPPORTED: list[dict[str, str]] = [
@@ -53,7 +53,7 @@ class Rendered:
 
 @pytest.fixture(scope="session", params=SUPPORTED, ids=_variant_id)
 def rendered(request: pytest.FixtureRequest, cookies_session: Any) -> Rendered:
-    answers = check_answer_keys(request.param)
+    answers = request.param
     result = cookies_session.bake(extra_context=answers)
     assert result.exit_code == 0, result.exception
     return Rendered(path=result.project_path, answers=answers)
@@ -194,7 +194,7 @@ def _wait_for_health(port: int, server: subprocess.Popen[str], timeout: float) -
 @pytest.mark.slow
 def test_make_run_serves_health_from_a_copied_project(tmp_path: Path, cookies: Any) -> None:
     """What a user does first: copy the project anywhere, `make run`, and it answers."""
-    result = cookies.bake(extra_context=check_answer_keys({}))
+    result = cookies.bake()
     assert result.exit_code == 0, result.exception
     copy = tmp_path / "elsewhere" / "my_service"
     shutil.copytree(result.project_path, copy)
@@ -256,7 +256,7 @@ class _Receiver:
 def test_make_run_of_a_yes_project_reports_an_error_to_the_receiver(cookies: Any) -> None:
     """The whole path, as a user would see it: `make run` with SENTRY_DSN at the receiver the
     project ships, a signed-in request that fails, and the scrubbed event that arrives."""
-    result = cookies.bake(extra_context=check_answer_keys({"include_sentry": "yes"}))
+    result = cookies.bake(extra_context={"include_sentry": "yes"})
     assert result.exit_code == 0, result.exception
     project = result.project_path
     _run(["make", "install"], cwd=project)

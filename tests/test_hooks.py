@@ -4,16 +4,29 @@ import ast
 import json
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
+from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
+from cookiecutter.prompt import prompt_for_config
 from jinja2 import Environment
 
-from tests.conftest import BIN_DIR, DECLARED, TEMPLATE_DIR, check_answer_keys, run_cookiecutter
+from tests.conftest import (
+    BIN_DIR,
+    DECLARED,
+    TEMPLATE_DIR,
+    check_answer_keys,
+    generated_files,
+    run_cookiecutter,
+)
+
+DECLARED_CHOICES = {k for k, v in DECLARED.items() if isinstance(v, list) and k[0] != "_"}
 
 REJECTED = [
     # (answers, what the error line must say)
@@ -84,9 +97,10 @@ def test_pep440_versions_are_accepted(output_dir: Path, version: str) -> None:
     assert f'version = "{version}"' in (output_dir / "acme_backend/pyproject.toml").read_text()
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"), [("python_version", "2.7"), ("include_sentry", "maybe")]
-)
+UNLISTED_CHOICES = [("python_version", "2.7"), ("include_sentry", "maybe")]
+
+
+@pytest.mark.parametrize(("variable", "value"), UNLISTED_CHOICES)
 def test_cookiecutter_itself_refuses_an_unlisted_choice_on_the_cli(
     output_dir: Path, variable: str, value: str
 ) -> None:
@@ -115,9 +129,7 @@ def _replay_file(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"), [("python_version", "2.7"), ("include_sentry", "maybe")]
-)
+@pytest.mark.parametrize(("variable", "value"), UNLISTED_CHOICES)
 def test_hook_refuses_an_unlisted_choice_from_the_python_api(
     tmp_path: Path, output_dir: Path, capfd: pytest.CaptureFixture[str], variable: str, value: str
 ) -> None:
@@ -203,14 +215,14 @@ def test_awkward_text_survives_into_every_file(output_dir: Path, text: str) -> N
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
-@pytest.mark.parametrize(
-    ("variable", "value", "message"),
-    [
-        ("description", ["a", "b"], "description must be text, not list ['a', 'b']"),
-        ("project_name", 42, "project_name must be text, not int 42"),
-        ("version", 1.1, "version 1.1 is not a PEP 440 version"),
-    ],
-)
+NOT_TEXT = [
+    ("description", ["a", "b"], "description must be text, not list ['a', 'b']"),
+    ("project_name", 42, "project_name must be text, not int 42"),
+    ("version", 1.1, "version 1.1 is not a PEP 440 version"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), NOT_TEXT)
 def test_replayed_answers_that_are_not_text_are_refused(
     tmp_path: Path,
     output_dir: Path,
@@ -226,9 +238,11 @@ def test_replayed_answers_that_are_not_text_are_refused(
     assert list(output_dir.iterdir()) == []
 
 
-def test_a_typo_in_test_answers_is_caught() -> None:
+def test_a_typo_in_test_answers_is_caught(cookies: Any) -> None:
     with pytest.raises(KeyError, match="include_sentri"):
         check_answer_keys({"include_sentri": "yes"})
+    with pytest.raises(KeyError, match="project_slugg"):  # pytest-cookies' bake, too
+        cookies.bake(extra_context={"project_slugg": "x"})
 
 
 def _pre_gen_constant(name: str) -> Any:
@@ -268,16 +282,102 @@ def test_every_variable_has_a_readable_prompt() -> None:
     assert set(DECLARED["__prompts__"]) == variables
 
 
-def _load_post_gen_hook(answers: dict[str, Any]) -> dict[str, Any]:
-    """The post-gen hook as cookiecutter would run it, imported instead of executed."""
-    source = (TEMPLATE_DIR / "hooks/post_gen_project.py").read_text()
+def _answers(**given: object) -> dict[str, Any]:
+    """Every answer as cookiecutter hands them to the hooks: the defaults rendered (so the
+    slug is derived from the name), with the given ones in place; values the CLI would refuse
+    (an unlisted choice, a list) are put in afterwards, as a replay file would."""
+    text = {k: v for k, v in given.items() if isinstance(v, str) and k not in DECLARED_CHOICES}
+    context = generate_context(str(TEMPLATE_DIR / "cookiecutter.json"), extra_context=text)
+    answers: dict[str, Any] = prompt_for_config(context, no_input=True)
+    return answers | given
+
+
+def _load_hook(name: str, answers: dict[str, Any]) -> dict[str, Any]:
+    """A hook as cookiecutter would run it (rendered with the answers), imported instead of
+    executed; its line numbers are the source file's (the answers render on one line)."""
+    source = (TEMPLATE_DIR / f"hooks/{name}.py").read_text()
     environment = Environment(  # noqa: S701 - renders Python source, not HTML
         extensions=["cookiecutter.extensions.JsonifyExtension"]
     )
-    namespace: dict[str, Any] = {"__name__": "post_gen_project"}
+    namespace: dict[str, Any] = {"__name__": name}
     code = environment.from_string(source).render(cookiecutter=answers)
-    exec(compile(code, "post_gen_project.py", "exec"), namespace)  # noqa: S102 - our own hook
+    exec(compile(code, f"{name}.py", "exec"), namespace)  # noqa: S102 - our own hook
     return namespace
+
+
+def _load_post_gen_hook(answers: dict[str, Any]) -> dict[str, Any]:
+    return _load_hook("post_gen_project", answers)
+
+
+def _refusal_lines() -> set[int]:
+    """The line of every `raise InvalidAnswerError(...)` in the pre-gen hook."""
+    tree = ast.parse((TEMPLATE_DIR / "hooks/pre_gen_project.py").read_text())
+    return {
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Raise)
+        and isinstance(node.exc, ast.Call)
+        and isinstance(node.exc.func, ast.Name)
+        and node.exc.func.id == "InvalidAnswerError"
+    }
+
+
+def _lines_run_refusing(answers: dict[str, Any]) -> set[int]:
+    hook = _load_hook("pre_gen_project", _answers(**answers))
+    seen: set[int] = set()
+
+    def trace(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code.co_filename != "pre_gen_project.py":
+            return None
+        if event == "line":
+            seen.add(frame.f_lineno)
+        return trace
+
+    sys.settrace(trace)
+    try:
+        status = hook["main"]()
+    finally:
+        sys.settrace(None)
+    assert status == 1, f"{answers} was accepted"
+    return seen
+
+
+def test_every_refusal_in_the_pre_gen_hook_has_a_test(capsys: pytest.CaptureFixture[str]) -> None:
+    cases: list[dict[str, Any]] = [
+        *(answers for answers, _ in REJECTED),
+        *({variable: value} for variable, value, _ in NOT_TEXT),
+        *({variable: value} for variable, value in UNLISTED_CHOICES),
+        {"project_slug": ""},
+        {"project_slug": "a/b"},
+    ]
+    reached = set().union(*(_lines_run_refusing(answers) for answers in cases))
+    source = (TEMPLATE_DIR / "hooks/pre_gen_project.py").read_text().splitlines()
+    missed = {line: source[line - 1].strip() for line in sorted(_refusal_lines() - reached)}
+    assert not missed, f"refusals no test reaches: {missed}"
+    assert capsys.readouterr().err.count("Invalid answer: ") == len(cases)
+
+
+def _tree(project: Path) -> dict[str, bytes]:
+    return {p.relative_to(project).as_posix(): p.read_bytes() for p in generated_files(project)}
+
+
+@pytest.mark.parametrize("include_sentry", DECLARED["include_sentry"])
+def test_the_post_gen_hook_run_again_on_a_real_project_changes_nothing(
+    output_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    include_sentry: str,
+) -> None:
+    # What cruft update and `cookiecutter --replay -f` do: the hook runs over a tree it has
+    # already pruned.
+    result = run_cookiecutter(output_dir, answers={"include_sentry": include_sentry})
+    assert result.returncode == 0, result.stderr
+    project = output_dir / "acme_backend"
+    before = _tree(project)
+    monkeypatch.chdir(project)
+    assert _load_post_gen_hook(_answers(include_sentry=include_sentry))["main"]() == 0
+    assert _tree(project) == before
+    assert f"Created {project}" in capsys.readouterr().out
 
 
 def test_post_gen_prunes_the_paths_of_unchosen_options_and_is_idempotent(
