@@ -185,19 +185,23 @@ EXTRA_DENYLIST = (
     "passphrase",
 )
 
-# A key is sensitive when, lower-cased and without separators, it contains one of these.
-_SENSITIVE_KEY = re.compile(
-    r"passw|passphrase|passcode|^pass$|pwd|secret|token|apikey|accesskey|privatekey"
-    r"|^otp|otp$|totp|mfa|^pin$|pincode"
-    r"|authoriz|auth(?!or)|cookie|session|csrf|xsrf|credential|signature|dsn|ssn|socialsecurity"
-    r"|cardnumber|creditcard|ccnumber|cvv|cvc|iban"
+# Words that make a key sensitive; `_` stands for an optional separator, so "api_key" also
+# matches apiKey, api-key, "api key" and api.key. One list serves keys and key=value text alike.
+_SENSITIVE_WORDS = (
+    *("pass_w", "pass_phrase", "pass_code", "pwd", "secret", "token"),
+    *("api_key", "access_key", "private_key", "authoriz", "auth(?!or)", "cookie", "session"),
+    *("csrf", "xsrf", "credential", "signature", "dsn", "ssn", "social_security"),
+    *("card_number", "credit_card", "cc_number", "cvv", "cvc", "iban", "totp", "mfa", "pin_code"),
 )
+_SENSITIVE_WORD = "|".join(word.replace("_", r"[\s_.\-]?") for word in _SENSITIVE_WORDS)
+# A key is sensitive when, lower-cased and without separators, it contains one of the words
+# or is one of a few names too short to look for inside others.
+_SENSITIVE_KEY = re.compile(rf"{_SENSITIVE_WORD}|^pass$|^otp|otp$|^pin$")
 _KEY_SEPARATORS = re.compile(r"[\s_.\-]")
 
 # key=value or key: value inside free text (query strings, reprs, log messages, JSON text).
 _SECRET_PAIR = re.compile(
-    r"(?i)(?P<key>[\w.-]*(?:passw|passcode|pwd|secret|token|api[_\s-]?key|authoriz|auth(?!or)|cookie|session"
-    r"|credential|private[_-]?key|ssn|card[_-]?number|cvv|iban)[\w.-]*)"
+    rf"(?i)(?P<key>[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*)"
     r"(?P<sep>[\"']?\s*[=:]\s*)"
     r"(?P<value>\[Filtered\]|(?:bearer|basic|token|digest|apikey|api-key)\s+\S+"
     r"|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[^\s&,;)}\]]+)"
@@ -206,7 +210,8 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
 _EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")  # \w: internationalised domains too
-_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# Not inside a longer word or a dashed id: a UUID's digit groups can pass the Luhn check.
+_CARD_CANDIDATE = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
 # Candidates only: each is confirmed by the ipaddress module before it is masked.
 _IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
 _IPV6_CANDIDATE = re.compile(r"(?<![\w.:])[0-9A-Fa-f]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?![\w.:])")
@@ -295,7 +300,9 @@ def _scrub(value: Any) -> Any:
         return scrub_text(value)
     if isinstance(value, list):
         if len(value) == 2 and isinstance(value[0], str) and is_sensitive_key(value[0]):
-            return [value[0], FILTERED]  # a (name, value) pair, as in raw ASGI headers
+            # A (name, value) pair, as in raw ASGI headers. The "name" may also be the SDK's
+            # repr of a dict nested too deep to serialise, secrets and all: scrub it as text.
+            return [scrub_text(value[0]), FILTERED]
         return [_scrub(item) for item in value]
     if isinstance(value, dict):
         return {key: _scrub_entry(key, item) for key, item in value.items()}

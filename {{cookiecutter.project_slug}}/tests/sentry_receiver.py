@@ -111,7 +111,9 @@ class EnvelopeReceiver:
                 if remaining <= 0:
                     raise AssertionError(
                         f"no matching {item_type} arrived within {timeout}s; "
-                        f"got {len(self.items(item_type))} {item_type}(s)"
+                        f"got {len(self.items(item_type))} {item_type}(s); rejected: "
+                        f"{self.rejected}; the SDK's own reports of what it dropped: "
+                        f"{self.items('client_report')}"
                     )
                 self._arrived.wait(remaining)
 

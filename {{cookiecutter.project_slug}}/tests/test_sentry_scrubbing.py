@@ -26,6 +26,10 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
         ("card 4111 1111 1111 1111 declined", f"card {FILTERED} declined"),
         ("card 4111-1111-1111-1111", f"card {FILTERED}"),
         ("order 4111111111111112 (Luhn fails)", "order 4111111111111112 (Luhn fails)"),
+        (
+            "tenant abcdefab-4111-1111-1111-1111abcdefab",  # digit groups of an id, Luhn-valid
+            "tenant abcdefab-4111-1111-1111-1111abcdefab",
+        ),
         ("mail ada@example.com now", f"mail {FILTERED} now"),
         ("from 203.0.113.7:4321", f"from {FILTERED}:4321"),
         ("from 2001:db8::1 at 14:16:33", f"from {FILTERED} at 14:16:33"),
