@@ -7,10 +7,10 @@ DEMO_DIR := build/demo
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint clean
+.PHONY: help install demo test test-long lint clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,6 +29,9 @@ demo: $(INSTALLED) ## Render a project with the default answers into build/demo 
 
 test: $(INSTALLED) ## Run every template test (PostgreSQL too when TEST_DATABASE_URL is set)
 	$(BIN)/pytest
+
+test-long: $(INSTALLED) ## The generated suites with their long profiles (>= 1,000 examples a property)
+	GENERATED_TEST_TARGET=test-long $(BIN)/pytest -k test_generated_test_suite_passes
 
 lint: $(INSTALLED) ## ruff over the hooks and the template tests
 	$(BIN)/ruff check hooks tests

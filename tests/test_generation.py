@@ -122,6 +122,11 @@ def test_generated_lint_passes(project: Path, answers_of: dict[str, str]) -> Non
     _run(["make", "lint", f"PYTHON={python}"], cwd=project)
 
 
+# The generated project's target: `make test` here runs theirs, `make test-long` their long one.
+TARGET = os.environ.get("GENERATED_TEST_TARGET", "test")
+assert TARGET in {"test", "test-long"}, f"GENERATED_TEST_TARGET={TARGET!r}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_generated_test_suite_passes(
@@ -132,8 +137,10 @@ def test_generated_test_suite_passes(
     if backend == "postgresql" and not TEST_DATABASE_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
     # -rA lists every test that passed, so the Sentry suite's presence can be checked.
-    result = _run(["make", "test", f"PYTHON={python}"], cwd=project, PYTEST_ADDOPTS="-rA", **env)
+    result = _run(["make", TARGET, f"PYTHON={python}"], cwd=project, PYTEST_ADDOPTS="-rA", **env)
     assert f"database backend: {backend}" in result.stdout
+    profile = "long" if TARGET == "test-long" else "default"
+    assert f"hypothesis profile: {profile}" in result.stdout
     sentry_tests = re.findall(r"^(\w+) tests/test_sentry_\w+\.py::", result.stdout, re.MULTILINE)
     if answers_of["include_sentry"] == "yes":
         assert len(sentry_tests) > 50, "the Sentry tests did not run"
