@@ -22,6 +22,8 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
             "tests/sentry_helpers.py",
             "tests/sentry_receiver.py",
             "tests/test_sentry_fail_open.py",
+            "tests/test_sentry_faults.py",
+            "tests/test_sentry_outage.py",
             "tests/test_sentry_pii_properties.py",
             "tests/test_sentry_scrubbing.py",
             "tests/test_sentry_wire.py",

@@ -210,8 +210,11 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
 _EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")  # \w: internationalised domains too
-# Not inside a longer word or a dashed id: a UUID's digit groups can pass the Luhn check.
-_CARD_CANDIDATE = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+# A card number stands alone: inside a longer token (a UUID, a hex id) a run of digits such as
+# "22962468-1422-4" passes the Luhn check one time in ten, and the id would be garbled.
+_CARD_CANDIDATE = re.compile(
+    r"(?<![0-9A-Za-z])(?<![0-9A-Za-z]-)(?:\d[ -]?){12,18}\d(?![0-9A-Za-z]|-[0-9A-Za-z])"
+)
 # Candidates only: each is confirmed by the ipaddress module before it is masked.
 _IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
 _IPV6_CANDIDATE = re.compile(r"(?<![\w.:])[0-9A-Fa-f]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?![\w.:])")

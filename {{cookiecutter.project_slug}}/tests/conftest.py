@@ -18,11 +18,10 @@ from app.main import create_app
 from tests.databases import BACKEND, create_postgres_database, drop_postgres_database, sqlite_url
 from tests.helpers import Account, sign_up
 
-
 # Property tests run a small profile on every `make test` and >= 1,000 examples each under
 # `make test-long` (HYPOTHESIS_PROFILE=long). No deadline: an example is a real HTTP exchange
 # (and maybe a real database round trip), whose time says nothing about correctness.
-_PROPERTY_CHECKS = {
+_PROPERTY_CHECKS: dict[str, Any] = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     "print_blob": True,

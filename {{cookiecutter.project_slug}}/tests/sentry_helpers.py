@@ -1,17 +1,28 @@
 """What the Sentry tests share: settings pointed at a receiver, an app with routes that fail
-on purpose, and a way to know that everything sent so far has arrived."""
+on purpose, a burst of requests whose every answer is checked, and a way to know that
+everything sent so far has arrived.
 
+Nothing here imports sentry_sdk: one test runs it in a process where the SDK is missing."""
+
+import asyncio
 import logging
+import re
 import socket
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
+from httpx import AsyncClient
 
 from app import sentry
 from app.api.deps import CurrentUser
 from app.core.config import Settings, load_settings
 from app.main import create_app
+from tests.helpers import Account, running
 
 if TYPE_CHECKING:  # the receiver needs sentry_sdk, which one test runs without
     from tests.sentry_receiver import EnvelopeReceiver
@@ -112,3 +123,114 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class SentryLog(logging.Handler):
+    """What app/sentry.py logs (the app's loggers do not propagate to pytest's caplog)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+    def wait_for(self, fragment: str, timeout: float = 5.0) -> str:
+        """The first line containing `fragment`; some are logged from a thread, a bit later."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages:
+                if fragment in message:
+                    return message
+            time.sleep(0.02)
+        raise AssertionError(f"no log line with {fragment!r}; got {self.messages}")
+
+
+@contextmanager
+def capturing_sentry_log() -> Iterator[SentryLog]:
+    records = SentryLog()
+    sentry_logger = logging.getLogger("app.sentry")
+    sentry_logger.addHandler(records)
+    try:
+        yield records
+    finally:
+        sentry_logger.removeHandler(records)
+
+
+# ---------------------------------------------------------------------------------------------
+# A burst of concurrent requests, each with the one answer it must get.
+# ---------------------------------------------------------------------------------------------
+
+BURST_ROUNDS = 8  # x 6 kinds of request = 48 concurrent requests, 8 of them failing with 500
+EVENT_ID = re.compile(r"[0-9a-f]{32}")
+INTERNAL_ERROR = {"detail": "Internal Server Error"}
+TITLE_TOO_SHORT = {
+    "detail": [
+        {
+            "type": "string_too_short",
+            "loc": ["body", "title"],
+            "msg": "String should have at least 1 character",
+            "ctx": {"min_length": 1},
+        }
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of the burst and the answer it must get."""
+
+    method: str
+    path: str
+    status: int
+    body: Any
+    json: Any = None
+
+
+def burst_calls(account: Account, item: dict[str, Any], rounds: int = BURST_ROUNDS) -> list[Call]:
+    """Probes, reads, successes and failures of each kind, interleaved; `item` is the one item
+    the account's tenant holds."""
+    page = {"items": [item], "total": 1, "limit": 50, "offset": 0}
+    calls: list[Call] = []
+    for round_ in range(rounds):
+        calls += [
+            Call("GET", "/health", 200, {"status": "ok", "database": "ok"}),
+            Call("GET", "/api/v1/items", 200, page),
+            Call("GET", f"/test/maybe/{2 * round_}", 200, {"tenant_id": str(account.tenant_id)}),
+            Call("GET", f"/test/maybe/{2 * round_ + 1}", 500, INTERNAL_ERROR),
+            Call("GET", f"/api/v1/items/{uuid.uuid4()}", 404, {"detail": "Item not found"}),
+            Call("POST", "/api/v1/items", 422, TITLE_TOO_SHORT, json={"title": ""}),
+        ]
+    return calls
+
+
+async def serve_burst(http: AsyncClient, account: Account, *, sentry_on: bool) -> list[str]:
+    """Fire the burst at once and check every answer; returns the event ids the 500s carried
+    (a 500 carries one exactly when Sentry is on)."""
+    created = await http.post("/api/v1/items", json={"title": "burst"}, headers=account.headers)
+    assert created.status_code == 201, created.text
+    calls = burst_calls(account, created.json())
+    answers = await asyncio.gather(
+        *(
+            http.request(call.method, call.path, json=call.json, headers=account.headers)
+            for call in calls
+        )
+    )
+    event_ids: list[str] = []
+    for call, answer in zip(calls, answers, strict=True):
+        body = answer.json()
+        if call.status == 500 and sentry_on:
+            event_ids.append(body.pop("event_id", "missing"))
+        assert (answer.status_code, body) == (call.status, call.body), (call, answer.text)
+    assert all(EVENT_ID.fullmatch(event_id) for event_id in event_ids), event_ids
+    assert len(set(event_ids)) == len(event_ids)
+    return event_ids
+
+
+async def serve_then_stop(app: FastAPI, work: Callable[[AsyncClient], Awaitable[object]]) -> float:
+    """Start the app, let `work` use it, stop it; returns how long stopping took (the lifespan's
+    end: engine disposal and the Sentry flush)."""
+    async with running(app) as http:
+        await work(http)
+        stopping = time.monotonic()
+    return time.monotonic() - stopping

@@ -6,10 +6,21 @@ process: `POST /api/<project>/envelope/`, gzip-compressed or plain, as the real 
         ...
         event = receiver.wait_for_event(lambda e: e["level"] == "error")
 
-`python -m tests.sentry_receiver [PORT] [--json]` runs one in the foreground and prints what
-arrives (a summary line per item, or the whole JSON).
+It can also misbehave like a Sentry in trouble, and be switched back while the app runs:
+
+        receiver.fault = rate_limited(retry_after=1)   # or failing(503), slow(0.5), BLACK_HOLE
+        ...
+        receiver.fault = HEALTHY                       # hung requests are answered now
+
+`deliveries` holds what was accepted (answered 2xx); `refused` what arrived but was answered
+with an error status, so a test can tell "refused" from "never sent".
+
+`python -m tests.sentry_receiver [PORT] [--json] [--fault NAME]` runs one in the foreground and
+prints what arrives (a summary line per item, or the whole JSON); NAME is one of FAULTS, to
+watch how an app behaves against a Sentry in trouble.
 """
 
+import argparse
 import gzip
 import json
 import re
@@ -31,6 +42,50 @@ PROJECT_ID = "1"
 Event = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Fault:
+    """How the receiver answers an envelope. The default is a healthy Sentry: 200 at once."""
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0  # seconds between reading the envelope and answering
+    hang: bool = False  # take the request, answer nothing until the fault is changed
+
+    @property
+    def retry_after(self) -> float:
+        """The back-off this answer asks for (Retry-After seconds), 0 when none."""
+        for name, value in self.headers:
+            if name.lower() == "retry-after":
+                return float(value)
+        return 0.0
+
+
+HEALTHY = Fault()
+BLACK_HOLE = Fault(hang=True)
+
+
+def rate_limited(retry_after: int) -> Fault:
+    """Sentry's answer when a project is over quota: 429 with the seconds to wait."""
+    return Fault(429, headers=(("Retry-After", str(retry_after)),))
+
+
+def failing(status: int) -> Fault:
+    return Fault(status)
+
+
+def slow(delay: float) -> Fault:
+    return Fault(delay=delay)
+
+
+FAULTS = {
+    "hang": BLACK_HOLE,
+    "slow": slow(5.0),
+    "429": rate_limited(60),
+    "500": failing(500),
+    "503": failing(503),
+}
+
+
 @dataclass
 class Delivery:
     """One POST as it arrived: the decompressed body and what it held."""
@@ -40,17 +95,35 @@ class Delivery:
     body: bytes
     envelope: Envelope
     items: list[tuple[str, Event]] = field(default_factory=list)
+    answer: Fault = HEALTHY  # how the receiver answered it
+    answered_at: float = 0.0  # time.monotonic() of the answer
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [str(payload.get("event_id")) for kind, payload in self.items if kind == "event"]
 
 
 class EnvelopeReceiver:
-    def __init__(self, port: int = 0, on_delivery: Callable[[Delivery], None] | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        on_delivery: Callable[[Delivery], None] | None = None,
+        fault: Fault = HEALTHY,
+    ):
         self.deliveries: list[Delivery] = []
+        self.refused: list[Delivery] = []
         self.rejected: list[str] = []
         self._arrived = threading.Condition()
         self._on_delivery = on_delivery
+        self._fault = fault
+        self._fault_changed = threading.Condition()
+        self._closing = False
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll: close() waits for the serving loop to notice, 0.5 s by default.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -62,8 +135,33 @@ class EnvelopeReceiver:
         self.close()
 
     def close(self) -> None:
+        with self._fault_changed:  # hung requests end unanswered, as when a host goes away
+            self._closing = True
+            self._fault_changed.notify_all()
         self._server.shutdown()
         self._server.server_close()
+
+    # -- how it answers --------------------------------------------------------------------
+
+    @property
+    def fault(self) -> Fault:
+        with self._fault_changed:
+            return self._fault
+
+    @fault.setter
+    def fault(self, fault: Fault) -> None:
+        with self._fault_changed:
+            self._fault = fault
+            self._fault_changed.notify_all()  # hung requests get the new answer
+
+    @property
+    def backoff_until(self) -> float:
+        """When (time.monotonic()) the last back-off this receiver asked for ends; 0 if none."""
+        with self._arrived:
+            return max(
+                (delivery.answered_at + delivery.answer.retry_after for delivery in self.refused),
+                default=0.0,
+            )
 
     @property
     def port(self) -> int:
@@ -112,7 +210,8 @@ class EnvelopeReceiver:
                     raise AssertionError(
                         f"no matching {item_type} arrived within {timeout}s; "
                         f"got {len(self.items(item_type))} {item_type}(s); rejected: "
-                        f"{self.rejected}; the SDK's own reports of what it dropped: "
+                        f"{self.rejected}; refused: {len(self.refused)}; "
+                        f"the SDK's reports of what it dropped: "
                         f"{self.items('client_report')}"
                     )
                 self._arrived.wait(remaining)
@@ -124,10 +223,18 @@ class EnvelopeReceiver:
 
     def _record(self, delivery: Delivery) -> None:
         with self._arrived:
-            self.deliveries.append(delivery)
+            accepted = delivery.answer.status < 300
+            (self.deliveries if accepted else self.refused).append(delivery)
             self._arrived.notify_all()
         if self._on_delivery is not None:
             self._on_delivery(delivery)
+
+    def _fault_once_unhung(self) -> Fault | None:
+        """The fault to answer with, after waiting out a hang; None when closing."""
+        with self._fault_changed:
+            while self._fault.hang and not self._closing:
+                self._fault_changed.wait()
+            return None if self._closing else self._fault
 
     def _reject(self, reason: str) -> None:
         with self._arrived:
@@ -143,6 +250,10 @@ class EnvelopeReceiver:
                     receiver._reject(f"unexpected path {self.path}")
                     self._answer(404, {"detail": "not an envelope endpoint"})
                     return
+                fault = receiver._fault_once_unhung()
+                if fault is None:
+                    self.close_connection = True
+                    return
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     body = _decompress(body, self.headers.get("Content-Encoding", ""))
@@ -156,14 +267,31 @@ class EnvelopeReceiver:
                     for item in envelope.items
                     if isinstance(payload := _payload(item), dict)
                 ]
+                time.sleep(fault.delay)
                 receiver._record(
-                    Delivery(match["project"], dict(self.headers), body, envelope, items)
+                    Delivery(
+                        match["project"],
+                        dict(self.headers),
+                        body,
+                        envelope,
+                        items,
+                        answer=fault,
+                        answered_at=time.monotonic(),
+                    )
                 )
-                self._answer(200, {"id": envelope.headers.get("event_id")})
+                answer = {"id": envelope.headers.get("event_id")} if fault.status < 300 else {}
+                self._answer(fault.status, answer, fault.headers)
 
-            def _answer(self, status: int, content: dict[str, Any]) -> None:
+            def _answer(
+                self,
+                status: int,
+                content: dict[str, Any],
+                headers: tuple[tuple[str, str], ...] = (),
+            ) -> None:
                 data = json.dumps(content).encode()
                 self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -205,18 +333,25 @@ def _describe(kind: str, payload: Event) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """python -m tests.sentry_receiver [PORT] [--json]: print each item as it arrives."""
-    as_json = "--json" in argv
-    ports = [arg for arg in argv if arg != "--json"]
-    port = int(ports[0]) if ports else 9000
+    """python -m tests.sentry_receiver [PORT] [--json] [--fault NAME]: print each item as it
+    arrives."""
+    parser = argparse.ArgumentParser(prog="python -m tests.sentry_receiver")
+    parser.add_argument("port", nargs="?", type=int, default=9000)
+    parser.add_argument("--json", action="store_true", help="print whole items, not summaries")
+    parser.add_argument("--fault", choices=sorted(FAULTS), help="answer like a Sentry in trouble")
+    args = parser.parse_args(argv)
 
     def show(delivery: Delivery) -> None:
+        if delivery.answer != HEALTHY:
+            print(f"answered {delivery.answer}", flush=True)
         for kind, payload in delivery.items:
             print(
-                json.dumps(payload, indent=2) if as_json else _describe(kind, payload), flush=True
+                json.dumps(payload, indent=2) if args.json else _describe(kind, payload),
+                flush=True,
             )
 
-    with EnvelopeReceiver(port, on_delivery=show) as receiver:
+    fault = FAULTS[args.fault] if args.fault else HEALTHY
+    with EnvelopeReceiver(args.port, on_delivery=show, fault=fault) as receiver:
         print(f"listening; set SENTRY_DSN={receiver.dsn}", flush=True)
         try:
             threading.Event().wait()

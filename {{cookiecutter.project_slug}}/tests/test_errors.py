@@ -82,3 +82,24 @@ async def test_the_openapi_schema_carries_the_project_name(
     assert response.json()["info"]["title"] == settings.project_name
     docs = await client.get("/docs")
     assert docs.status_code == 200
+
+
+async def test_the_openapi_schema_documents_the_error_answers_of_every_route(
+    client: AsyncClient,
+) -> None:
+    # What tests/test_api_fuzz.py holds the running app to, checked on the schema itself.
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    error_message = {"$ref": "#/components/schemas/ErrorMessage"}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"503"} if path.startswith("/api/") else set()
+            if operation.get("security"):
+                expected.add("401")
+            if "requestBody" in operation:
+                expected |= {"400", "413", "422"}
+            assert expected <= set(responses), (method, path)
+            for status in set(responses) & {"400", "401", "403", "404", "409", "413"}:
+                content = responses[status]["content"]["application/json"]
+                assert content["schema"] == error_message, (method, path, status)
+    assert "Retry-After" in paths["/api/v1/items"]["get"]["responses"]["503"]["headers"]

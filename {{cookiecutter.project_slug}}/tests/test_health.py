@@ -1,11 +1,17 @@
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.helpers import running
+from tests.helpers import PASSWORD, Account, running, sign_up
+from tests.outage import Outage, interruptible_database
+
+# What each kind of route answers while the database is there.
+SERVED = {"sign-up": 201, "login": 200, "me": 200, "list": 200, "create": 201}
 
 # Nothing listens on port 1: connecting is refused at once.
 UNREACHABLE_DATABASES = {
@@ -48,3 +54,61 @@ async def test_routes_answer_503_json_when_the_database_is_down(
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert "unavailable" in response.json()["detail"]
+
+
+@pytest.fixture
+async def app_with_interruptible_database(
+    settings: Settings, tmp_path: Path
+) -> AsyncIterator[tuple[AsyncClient, Outage]]:
+    """An app serving from a working database that the test can take away (tests/outage.py)."""
+    async with interruptible_database(tmp_path) as (database_url, outage):
+        application = create_app(settings.model_copy(update={"database_url": database_url}))
+        async with running(application) as http:
+            yield http, outage
+
+
+async def _answers_of(http: AsyncClient, owner: Account) -> dict[str, Response]:
+    """One request to each kind of route: public, authenticated, reading and writing."""
+    return {
+        "sign-up": await http.post(
+            "/api/v1/tenants",
+            json={
+                "tenant_name": "Initech",
+                "email": f"{uuid.uuid4()}@example.com",
+                "password": PASSWORD,
+            },
+        ),
+        "login": await http.post(
+            "/api/v1/auth/token", data={"username": owner.email, "password": PASSWORD}
+        ),
+        "me": await http.get("/api/v1/users/me", headers=owner.headers),
+        "list": await http.get("/api/v1/items", headers=owner.headers),
+        "create": await http.post("/api/v1/items", json={"title": "x"}, headers=owner.headers),
+    }
+
+
+def _statuses(answers: dict[str, Response]) -> dict[str, int]:
+    return {name: response.status_code for name, response in answers.items()}
+
+
+async def test_a_database_lost_while_running_gives_503s_until_it_comes_back(
+    app_with_interruptible_database: tuple[AsyncClient, Outage],
+) -> None:
+    http, outage = app_with_interruptible_database
+    owner = await sign_up(http)
+    assert (await http.get("/health")).status_code == 200
+    assert _statuses(await _answers_of(http, owner)) == SERVED
+
+    with outage:
+        health = await http.get("/health")
+        assert health.status_code == 503
+        assert health.json() == {"status": "unavailable", "database": "unreachable"}
+        for name, response in (await _answers_of(http, owner)).items():
+            assert response.status_code == 503, (name, response.text)
+            assert response.headers["retry-after"] == "5"
+            assert response.json() == {"detail": "The database is unavailable; try again shortly"}
+
+    assert (await http.get("/health")).json() == {"status": "ok", "database": "ok"}
+    assert _statuses(await _answers_of(http, owner)) == SERVED
+    listed = await http.get("/api/v1/items", headers=owner.headers)
+    assert [item["title"] for item in listed.json()["items"]] == ["x", "x"]  # nothing lost

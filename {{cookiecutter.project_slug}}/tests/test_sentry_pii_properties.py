@@ -15,6 +15,7 @@ import string
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -52,7 +53,7 @@ class Plan:
     info_log: str = ""
     error_log: str = ""
     breadcrumb_message: str = ""
-    breadcrumb_data: dict[str, str] = field(default_factory=dict)
+    breadcrumb_data: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     user_email: str = ""
@@ -169,10 +170,12 @@ def card_numbers(draw: st.DrawFn) -> str:
     return separator.join(number[i : i + 4] for i in range(0, 16, 4))
 
 
-ip_addresses = st.one_of(
-    st.ip_addresses(v=4, network="0.0.0.0/0").filter(lambda ip: not ip.is_loopback),
-    st.ip_addresses(v=6).filter(lambda ip: not ip.is_loopback and ip.ipv4_mapped is None),
-).map(str)
+def _not_loopback(address: IPv4Address | IPv6Address) -> bool:
+    # Loopback is the test's own receiver; an IPv4-mapped IPv6 address is shown as IPv4.
+    return not address.is_loopback and getattr(address, "ipv4_mapped", None) is None
+
+
+ip_addresses = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).filter(_not_loopback).map(str)
 emails = st.builds(
     "{}@{}.{}".format,
     st.text(alphabet=string.ascii_letters + string.digits + ".+_-", min_size=3, max_size=20),
@@ -387,7 +390,7 @@ async def test_no_secret_reaches_sentry_while_debugging_context_does(
     try:
         response = await reporting.post(
             LEAK_ROUTE,
-            params=scenario.query,
+            params=tuple(scenario.query),
             headers={
                 **caller.headers,
                 **scenario.headers,

@@ -6,6 +6,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.responses import BODY_ERRORS, error
 from app.core.security import create_access_token, verify_password
 from app.models import User
 from app.schemas.auth import Token
@@ -14,7 +15,11 @@ from app.schemas.common import MAX_PASSWORD_LENGTH, is_storable, normalize_email
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-@router.post("/token", response_model=Token, responses={401: {"description": "Bad credentials"}})
+@router.post(
+    "/token",
+    response_model=Token,
+    responses={**BODY_ERRORS, 401: error("Bad credentials")},
+)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: SessionDep,

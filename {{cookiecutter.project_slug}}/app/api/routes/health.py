@@ -5,6 +5,12 @@ from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
 
+# SQLite answers `SELECT 1` without reading the database file, so the probe would say "ok"
+# while every query fails (the file locked by another process, unreadable, corrupt); reading
+# the schema version needs the file itself.
+SQLITE_PROBE = text("PRAGMA schema_version")
+PROBE = text("SELECT 1")
+
 
 class HealthStatus(BaseModel):
     status: str
@@ -20,7 +26,8 @@ async def health(request: Request) -> JSONResponse:
     """Liveness and readiness in one: 200 only when the database answers a query."""
     try:
         async with request.app.state.session_factory() as session:
-            await session.execute(text("SELECT 1"))
+            sqlite = request.app.state.settings.is_sqlite
+            await session.execute(SQLITE_PROBE if sqlite else PROBE)
     except Exception:  # any failure to reach the database means "not ready"
         body = HealthStatus(status="unavailable", database="unreachable")
         return JSONResponse(

@@ -2,20 +2,21 @@
 a different answer (403) would confirm that the id exists."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlalchemy import select
 
 from app.api.deps import CurrentUser, SessionDep
+from app.api.responses import AUTH_ERRORS, BODY_ERRORS, Responses, error
 from app.db.pagination import fetch_page
 from app.models import Item
 from app.schemas.item import ItemCreate, ItemPage, ItemPublic, ItemUpdate
 from app.schemas.page import PageParams
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], responses=AUTH_ERRORS)
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such item in your tenant"}}
+NOT_FOUND: Responses = {404: error("No such item in your tenant")}
 
 
 async def _get_own_item(session: SessionDep, user: CurrentUser, item_id: uuid.UUID) -> Item:
@@ -27,7 +28,9 @@ async def _get_own_item(session: SessionDep, user: CurrentUser, item_id: uuid.UU
     return item
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemPublic)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ItemPublic, responses=BODY_ERRORS
+)
 async def create_item(body: ItemCreate, user: CurrentUser, session: SessionDep) -> Item:
     item = Item(**body.model_dump(), tenant_id=user.tenant_id, owner_id=user.id)
     session.add(item)
@@ -58,7 +61,7 @@ async def read_item(item_id: uuid.UUID, user: CurrentUser, session: SessionDep) 
     return await _get_own_item(session, user, item_id)
 
 
-@router.patch("/{item_id}", response_model=ItemPublic, responses=NOT_FOUND)
+@router.patch("/{item_id}", response_model=ItemPublic, responses={**BODY_ERRORS, **NOT_FOUND})
 async def update_item(
     item_id: uuid.UUID, body: ItemUpdate, user: CurrentUser, session: SessionDep
 ) -> Item:

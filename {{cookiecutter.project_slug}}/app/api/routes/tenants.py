@@ -1,6 +1,7 @@
 from fastapi import APIRouter, status
 
 from app.api.deps import SessionDep
+from app.api.responses import BODY_ERRORS, error
 from app.models import Tenant, UserRole
 from app.schemas.tenant import TenantPublic, TenantSignup, TenantSignupResult
 from app.schemas.user import UserPublic
@@ -13,7 +14,7 @@ router = APIRouter(prefix="/tenants", tags=["tenants"])
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TenantSignupResult,
-    responses={409: {"description": EMAIL_TAKEN}},
+    responses={**BODY_ERRORS, 409: error(EMAIL_TAKEN)},
 )
 async def sign_up(body: TenantSignup, session: SessionDep) -> TenantSignupResult:
     """Create a tenant and its owner in one transaction."""

@@ -4,13 +4,14 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
 from app.api.deps import CurrentOwner, CurrentUser, SessionDep
+from app.api.responses import AUTH_ERRORS, BODY_ERRORS, error
 from app.db.pagination import fetch_page
 from app.models import User
 from app.schemas.page import PageParams
 from app.schemas.user import UserCreate, UserPage, UserPublic
 from app.services.users import EMAIL_TAKEN, add_user
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=AUTH_ERRORS)
 
 
 @router.get("/me", response_model=UserPublic)
@@ -22,7 +23,11 @@ async def read_me(user: CurrentUser) -> User:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    responses={403: {"description": "Caller is not an owner"}, 409: {"description": EMAIL_TAKEN}},
+    responses={
+        **BODY_ERRORS,
+        403: error("Caller is not an owner"),
+        409: error(EMAIL_TAKEN),
+    },
 )
 async def invite_user(body: UserCreate, owner: CurrentOwner, session: SessionDep) -> User:
     """An owner adds a user to their own tenant (never to another one)."""

@@ -1,0 +1,43 @@
+"""A database lost while the app runs is reported: each 503 it causes sends the driver's error
+to the (loopback) receiver, with the route, the user and the tenant."""
+
+from pathlib import Path
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.helpers import running, sign_up
+from tests.outage import interruptible_database
+from tests.sentry_helpers import exception_types, real_events, sentry_settings, settle
+from tests.sentry_receiver import EnvelopeReceiver
+
+# What the drivers raise when the database is gone: SQLite's busy lock, PostgreSQL's refused
+# reconnection (tests/outage.py).
+OUTAGE_ERRORS = {"OperationalError", "ConnectionRefusedError"}
+
+
+async def test_a_database_outage_reaches_the_receiver_with_route_user_and_tenant(
+    settings: Settings, tmp_path: Path
+) -> None:
+    with EnvelopeReceiver() as receiver:
+        async with interruptible_database(tmp_path) as (database_url, outage):
+            configured = sentry_settings(
+                settings.model_copy(update={"database_url": database_url}),
+                sentry_dsn=receiver.dsn,
+            )
+            async with running(create_app(configured)) as http:
+                owner = await sign_up(http)
+                with outage:
+                    response = await http.get("/api/v1/items?limit=7", headers=owner.headers)
+                settle(receiver)
+
+    assert response.status_code == 503
+    [event] = real_events(receiver)
+    assert set(exception_types(event)) & OUTAGE_ERRORS
+    assert event["level"] == "error"
+    assert event["transaction"] == "app.api.routes.items.list_items"
+    assert event["request"]["method"] == "GET"
+    assert event["request"]["url"] == "http://testserver/api/v1/items"
+    assert event["request"]["query_string"] == "limit=7"
+    assert event["user"] == {"id": str(owner.user_id)}
+    assert event["tags"]["tenant_id"] == str(owner.tenant_id)
+    assert event["contexts"]["tenant"] == {"id": str(owner.tenant_id)}
