@@ -30,7 +30,7 @@ demo: $(INSTALLED) ## Render a project with the default answers into build/demo 
 test: $(INSTALLED) ## Run every template test (PostgreSQL too when TEST_DATABASE_URL is set)
 	$(BIN)/pytest
 
-test-long: $(INSTALLED) ## The generated suites with their long profiles (>= 1,000 examples a property)
+test-long: $(INSTALLED) ## The generated suites with their long profiles (1,000 examples a property)
 	GENERATED_TEST_TARGET=test-long $(BIN)/pytest -k test_generated_test_suite_passes
 
 lint: $(INSTALLED) ## ruff over the hooks and the template tests

@@ -16,7 +16,7 @@ from app.core.config import Settings, load_settings
 from app.db.base import Base
 from app.main import create_app
 from tests.databases import BACKEND, create_postgres_database, drop_postgres_database, sqlite_url
-from tests.helpers import Account, sign_up
+from tests.helpers import Account, empty_database, sign_up
 
 # Property tests run a small profile on every `make test` and >= 1,000 examples each under
 # `make test-long` (HYPOTHESIS_PROFILE=long). No deadline: an example is a real HTTP exchange
@@ -74,10 +74,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture(autouse=True)
 async def _empty_tables(app: FastAPI) -> AsyncIterator[None]:
     yield
-    engine: AsyncEngine = app.state.engine
-    async with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(table.delete())
+    await empty_database(app)
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.base import Base
 
 PASSWORD = "correct horse battery staple"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +26,14 @@ async def running(
         transport = ASGITransport(app=app, raise_app_exceptions=False, client=client_address)
         async with AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
+
+
+async def empty_database(app: FastAPI) -> None:
+    """Delete every row, children first (a property test empties it before each example)."""
+    engine: AsyncEngine = app.state.engine
+    async with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            await connection.execute(table.delete())
 
 
 @dataclass

@@ -20,6 +20,8 @@ ALGORITHM = "HS256"
 TOKEN_TYPE = "access"  # noqa: S105 - the "typ" claim, not a secret
 # Claims a token must carry; a token missing any of them is refused outright.
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "tid", "typ"]
+# NumericDate claims are JSON numbers (RFC 7519); PyJWT alone also takes "1700000000" or true.
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 # The first hasher hashes new passwords; hashes made by the others (or with older
 # parameters) still verify and are upgraded on the next successful login.
@@ -97,6 +99,8 @@ def decode_access_token(token: str, secret_key: str) -> TokenClaims:
         )
         if payload["typ"] != TOKEN_TYPE:
             raise InvalidTokenError("wrong token type")
+        if any(type(payload[claim]) not in (int, float) for claim in TIME_CLAIMS):
+            raise InvalidTokenError("a time claim is not a number")
         return TokenClaims(user_id=uuid.UUID(payload["sub"]), tenant_id=uuid.UUID(payload["tid"]))
     except (jwt.PyJWTError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidTokenError(str(exc)) from exc
