@@ -3,9 +3,9 @@ from collections.abc import AsyncIterator
 import pytest
 from httpx import AsyncClient
 
-from app.core.config import Settings
+from app.core.config import Settings, SettingsError, load_settings
 from app.main import create_app
-from tests.helpers import running
+from tests.helpers import Account, running
 
 
 class BoomError(Exception):
@@ -103,3 +103,25 @@ async def test_the_openapi_schema_documents_the_error_answers_of_every_route(
                 content = responses[status]["content"]["application/json"]
                 assert content["schema"] == error_message, (method, path, status)
     assert "Retry-After" in paths["/api/v1/items"]["get"]["responses"]["503"]["headers"]
+
+
+async def test_the_error_probe_is_not_mounted_by_default(
+    client: AsyncClient, owner: Account
+) -> None:
+    response = await client.get("/api/v1/probe/error", headers=owner.headers)
+    assert response.status_code == 404
+
+
+async def test_the_error_probe_fails_with_a_500_when_enabled(
+    settings: Settings, owner: Account
+) -> None:
+    async with running(create_app(settings.model_copy(update={"error_probe": True}))) as http:
+        response = await http.get("/api/v1/probe/error", headers=owner.headers)
+        assert response.status_code == 500
+        assert response.json()["detail"] == "Internal Server Error"
+        assert (await http.get("/api/v1/probe/error")).status_code == 401
+
+
+def test_the_error_probe_is_refused_in_production() -> None:
+    with pytest.raises(SettingsError, match="ERROR_PROBE must be off"):
+        load_settings(environment="production", secret_key="x" * 40, error_probe=True)

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
 
     # CORS_ORIGINS=https://a.example,https://b.example (or a JSON list)
     cors_origins: Annotated[list[str], NoDecode] = []
+
+    # ERROR_PROBE=true mounts GET /api/v1/probe/error, which always fails with a 500: for
+    # benchmarks of the error path and end-to-end checks of error reporting. Not in production.
+    error_probe: bool = False
 {%- if cookiecutter.include_sentry == "yes" %}
 
     # Sentry (app/sentry.py). A bad SENTRY_* value turns Sentry off with one log line at
@@ -166,6 +170,12 @@ class Settings(BaseSettings):
             f"SECRET_KEY is the development placeholder; set a random value for "
             f"ENVIRONMENT={self.environment} ({_KEY_HINT})"
         )
+
+    @model_validator(mode="after")
+    def _no_error_probe_in_production(self) -> Self:
+        if self.error_probe and self.environment == "production":
+            raise ValueError("ERROR_PROBE must be off when ENVIRONMENT=production")
+        return self
 
     @property
     def is_sqlite(self) -> bool:
