@@ -7,7 +7,7 @@ DEMO_DIR := build/demo
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-long lint clean
+.PHONY: help install demo test test-long bench lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: $(INSTALLED) ## Run every template test (PostgreSQL too when TEST_DATABASE
 
 test-long: $(INSTALLED) ## The generated suites with their long profiles (1,000 examples a property)
 	GENERATED_TEST_TARGET=test-long $(BIN)/pytest -k test_generated_test_suite_passes
+
+bench: $(INSTALLED) ## What Sentry costs: "yes" against "no" under wrk, side by side (docs/benchmarks.md)
+	$(BIN)/python -m tests.bench
 
 lint: $(INSTALLED) ## ruff over the hooks and the template tests
 	$(BIN)/ruff check hooks tests

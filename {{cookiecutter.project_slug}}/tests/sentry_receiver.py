@@ -333,15 +333,20 @@ def _describe(kind: str, payload: Event) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """python -m tests.sentry_receiver [PORT] [--json] [--fault NAME]: print each item as it
-    arrives."""
+    """python -m tests.sentry_receiver [PORT] [--json] [--fault NAME] [--quiet]: print each
+    item as it arrives."""
     parser = argparse.ArgumentParser(prog="python -m tests.sentry_receiver")
     parser.add_argument("port", nargs="?", type=int, default=9000)
     parser.add_argument("--json", action="store_true", help="print whole items, not summaries")
     parser.add_argument("--fault", choices=sorted(FAULTS), help="answer like a Sentry in trouble")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only the counts, on Ctrl-C (for benchmarks)"
+    )
     args = parser.parse_args(argv)
 
     def show(delivery: Delivery) -> None:
+        if args.quiet:
+            return
         if delivery.answer != HEALTHY:
             print(f"answered {delivery.answer}", flush=True)
         for kind, payload in delivery.items:
@@ -356,7 +361,11 @@ def main(argv: list[str]) -> int:
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
-            return 0
+            print(
+                f"received {len(receiver.events)} events, "
+                f"{len(receiver.transactions)} transactions",
+                flush=True,
+            )
     return 0
 
 

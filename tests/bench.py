@@ -1,0 +1,456 @@
+"""`make bench`: what optional Sentry costs, measured side by side in one run.
+
+Renders the "no" and "yes" variants, installs each in its own venv, seeds the same data, and
+runs each under uvicorn as the generated README runs it in production, with one worker pinned
+to core 0 while wrk (Debian's package, installed when missing) runs on core 1. The variants
+take turns within every repetition (the order alternates), so drift hits both; the figures are
+medians over the repetitions and the ratios compare medians of the same run. The "yes" app
+sends to the project's own loopback receiver, in a separate process. It prints figures; it
+asserts nothing about time.
+
+    .venv/bin/python -m tests.bench [--repetitions 3] [--seconds 5]
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+BUILD_DIR = TEMPLATE_DIR / "build" / "bench"
+BIN_DIR = Path(sys.executable).parent
+SERVER_CORE, LOAD_CORE = "0", "1"
+CONNECTIONS = 16
+ITEMS = 20
+ROUTES = {"health": "/health", "items": "/api/v1/items?limit=20", "error": "/api/v1/probe/error"}
+
+
+# -- the projects --------------------------------------------------------------------------------
+
+
+@dataclass
+class Project:
+    variant: str  # "no" or "yes"
+    path: Path
+    database: Path
+
+    @property
+    def python(self) -> str:
+        return str(self.path / ".venv" / "bin" / "python")
+
+
+def _run(command: list[str], cwd: Path | None = None, **env: str) -> str:
+    result = subprocess.run(
+        command, cwd=cwd, env=_env(**env), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def _env(**extra: str) -> dict[str, str]:
+    inherited = {"VIRTUAL_ENV", "PYTHONPATH", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in inherited and not k.startswith("SENTRY_")
+    }
+    return env | extra
+
+
+def render(variant: str) -> Project:
+    output = BUILD_DIR / variant
+    shutil.rmtree(output, ignore_errors=True)
+    output.mkdir(parents=True)
+    answers = [f"include_sentry={variant}"]
+    _run(
+        [
+            str(BIN_DIR / "cookiecutter"),
+            "--no-input",
+            "-o",
+            str(output),
+            str(TEMPLATE_DIR),
+            *answers,
+        ]
+    )
+    project = Project(variant, output / "acme_backend", output / "acme_backend" / "bench.db")
+    _run(["make", "install"], cwd=project.path)
+    _run([".venv/bin/alembic", "upgrade", "head"], cwd=project.path, DATABASE_URL=_url(project))
+    return project
+
+
+def _url(project: Project) -> str:
+    return f"sqlite+aiosqlite:///{project.database}"
+
+
+def ensure_tools() -> None:
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        print(f"installing {', '.join(missing)} from Debian's packages", flush=True)
+        packages = ["wrk" if tool == "wrk" else "util-linux" for tool in missing]
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True)
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("the benchmark needs two cores: one for the server, one for wrk")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- the peers: receiver, black hole -------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def receiver(project: Project) -> Iterator["Receiver"]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            project.python,
+            "-m",
+            "tests.sentry_receiver",
+            str(port),
+            "--quiet",
+        ],
+        cwd=project.path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert first.startswith("listening"), first
+    handle = Receiver(f"http://key@127.0.0.1:{port}/1", process)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@dataclass
+class Receiver:
+    dsn: str
+    process: subprocess.Popen[str]
+    counts: str = ""
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.counts = self.process.communicate(timeout=30)[0].strip()
+
+    @property
+    def events(self) -> int:
+        match = re.search(r"received (\d+) events", self.counts)
+        return int(match[1]) if match else -1
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[str]:
+    """A port that accepts connections (the kernel completes them) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        yield f"http://key@127.0.0.1:{listener.getsockname()[1]}/1"
+
+
+# -- the server ----------------------------------------------------------------------------------
+
+SECRET_KEY = secrets.token_urlsafe(48)
+
+
+@contextlib.contextmanager
+def server(project: Project, **env: str) -> Iterator["Server"]:
+    port = free_port()
+    command = [
+        "taskset", "-c", SERVER_CORE,
+        ".venv/bin/uvicorn", "--factory", "app.main:create_app",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--proxy-headers", "--forwarded-allow-ips=127.0.0.1",
+    ]  # fmt: skip
+    settings = {
+        "ENVIRONMENT": "staging",
+        "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": _url(project),
+        "ACCESS_TOKEN_EXPIRE_MINUTES": "1440",
+        "ERROR_PROBE": "true",
+    }
+    process = subprocess.Popen(
+        command,
+        cwd=project.path,
+        env=_env(**settings, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    handle = Server(project, f"http://127.0.0.1:{port}", process)
+    try:
+        handle.wait_until_up()
+        yield handle
+    finally:
+        process.send_signal(signal.SIGTERM)
+        handle.log = process.communicate(timeout=60)[1]
+
+
+@dataclass
+class Server:
+    project: Project
+    url: str
+    process: subprocess.Popen[str]
+    log: str = ""
+    token: str = ""
+
+    def wait_until_up(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server exited:\n{self.process.communicate()[1]}")
+            with contextlib.suppress(OSError):
+                if self.call("/health")[0] == 200:
+                    return
+            time.sleep(0.2)
+        raise SystemExit("the server did not answer /health within 60 s")
+
+    def call(
+        self, path: str, body: dict[str, object] | None = None, form: str = ""
+    ) -> tuple[int, dict[str, object]]:
+        data, headers = None, {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        if body is not None:
+            data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        elif form:
+            data, headers["Content-Type"] = form.encode(), "application/x-www-form-urlencoded"
+        request = urllib.request.Request(self.url + path, data=data, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, {}
+
+    def sign_in(self) -> None:
+        """The same tenant, owner and items in every variant's database."""
+        email, password = "bench@example.com", "correct horse battery staple"
+        status, _ = self.call(
+            "/api/v1/tenants", {"tenant_name": "Bench", "email": email, "password": password}
+        )
+        assert status in {201, 409}, status  # 409: seeded by an earlier start
+        status, token = self.call(
+            "/api/v1/auth/token",
+            form=f"username=bench%40example.com&password={password.replace(' ', '+')}",
+        )
+        assert status == 200, status
+        self.token = str(token["access_token"])
+        status, page = self.call("/api/v1/items?limit=1")
+        for number in range(ITEMS - int(str(page.get("total", 0)))):
+            assert self.call("/api/v1/items", {"title": f"item {number}"})[0] == 201
+
+    def rss_kib(self) -> int:
+        # The uvicorn process itself (taskset execs it, so the pid is the server's).
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        return int(match[1]) if match else -1
+
+
+# -- the load --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+
+
+def _milliseconds(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise SystemExit(f"unreadable latency {text!r}")
+    return float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[match[2]]
+
+
+def wrk(url: str, token: str, seconds: float, connections: int = CONNECTIONS) -> Load:
+    command = [
+        "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s",
+        "--timeout", "30s", "--latency", "-H", f"Authorization: Bearer {token}", url,
+    ]  # fmt: skip
+    output = _run(command)
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if not (latency and rate and total):
+        raise SystemExit(f"no request completed:\n{output}")
+    return Load(
+        requests_per_second=float(rate[1]),
+        p50_ms=_milliseconds(latency["50"]),
+        p99_ms=_milliseconds(latency["99"]),
+        requests=int(total[1]),
+        non_2xx=int(non_2xx[1]) if non_2xx else 0,
+    )
+
+
+# -- the measurements ----------------------------------------------------------------------------
+
+
+@dataclass
+class Storm:
+    calm: Load  # /health alone
+    during: Load  # /health beside a flood of failing requests
+    failing_requests: int
+
+
+@dataclass
+class Results:
+    loads: dict[tuple[str, str], list[Load]] = field(default_factory=dict)  # (setup, route)
+    memory: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # RSS start, end
+    storms: dict[str, list[Storm]] = field(default_factory=dict)
+    delivered: list[tuple[int, int]] = field(default_factory=list)  # failing requests, events
+
+    def add(self, setup: str, route: str, load: Load) -> None:
+        self.loads.setdefault((setup, route), []).append(load)
+
+    def median(self, setup: str, route: str, attribute: str) -> float:
+        return statistics.median(getattr(load, attribute) for load in self.loads[(setup, route)])
+
+
+def measure_routes(
+    results: Results, setup: str, running: Server, seconds: float, routes: list[str]
+) -> int:
+    """Each route in turn; returns how many requests failed on purpose (the error route)."""
+    start, failing = running.rss_kib(), 0
+    for route in routes:
+        warm_up = wrk(running.url + ROUTES[route], running.token, 1)
+        load = wrk(running.url + ROUTES[route], running.token, seconds)
+        expected = load.requests if route == "error" else 0
+        assert load.non_2xx == expected, f"{setup} {route}: {load.non_2xx} non-2xx answers"
+        results.add(setup, route, load)
+        if route == "error":
+            failing += warm_up.requests + load.requests
+    results.memory.setdefault(setup, []).append((start, running.rss_kib()))
+    return failing
+
+
+def measure_storm(results: Results, setup: str, running: Server, seconds: float) -> int:
+    """/health measured alone, then beside a flood of failing requests; returns their count."""
+    health = running.url + ROUTES["health"]
+    calm = wrk(health, running.token, seconds, connections=4)
+    flood = subprocess.Popen(
+        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c32", f"-d{round(seconds) + 2}s",
+         "-H", f"Authorization: Bearer {running.token}", running.url + ROUTES["error"]],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1)
+    during = wrk(health, running.token, seconds, connections=4)
+    flooded = re.search(r"(\d+) requests in", flood.communicate()[0])
+    failing = int(flooded[1]) if flooded else 0
+    results.storms.setdefault(setup, []).append(Storm(calm, during, failing))
+    return failing
+
+
+def run(repetitions: int, seconds: float) -> Results:
+    ensure_tools()
+    print("rendering and installing both variants ...", flush=True)
+    projects = {variant: render(variant) for variant in ("no", "yes")}
+    results = Results()
+    for repetition in range(repetitions):
+        order = ["no", "yes"] if repetition % 2 == 0 else ["yes", "no"]
+        print(f"repetition {repetition + 1}/{repetitions}: {' then '.join(order)}", flush=True)
+        for variant in order:
+            if variant == "no":
+                with server(projects["no"]) as running:
+                    running.sign_in()
+                    measure_routes(results, "no", running, seconds, list(ROUTES))
+                    measure_storm(results, "no", running, seconds)
+            else:
+                measure_yes(results, projects["yes"], seconds)
+    return results
+
+
+def measure_yes(results: Results, project: Project, seconds: float) -> None:
+    with receiver(project) as up, server(project, SENTRY_DSN=up.dsn) as running:
+        running.sign_in()
+        failing = measure_routes(results, "yes", running, seconds, list(ROUTES))
+        failing += measure_storm(results, "yes", running, seconds)
+    results.delivered.append((failing, up.events))
+    quiet = ["health", "items"]
+    with server(project, SENTRY_DSN=f"http://key@127.0.0.1:{free_port()}/1") as running:
+        running.sign_in()
+        measure_routes(results, "yes, receiver down", running, seconds, quiet)
+    with black_hole() as dsn, server(project, SENTRY_DSN=dsn) as running:
+        running.sign_in()
+        measure_routes(results, "yes, black-hole receiver", running, seconds, quiet)
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def report(results: Results, repetitions: int, seconds: float) -> str:
+    lines = [
+        f"{repetitions} interleaved repetitions, {seconds:g} s per route, {CONNECTIONS} "
+        'connections; medians. Ratios: this setup over "no" in the same run.',
+        "",
+        "| setup | route | req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for setup, route in results.loads:
+        rps = results.median(setup, route, "requests_per_second")
+        p99 = results.median(setup, route, "p99_ms")
+        p50 = results.median(setup, route, "p50_ms")
+        rps_ratio = rps / results.median("no", route, "requests_per_second")
+        p99_ratio = p99 / results.median("no", route, "p99_ms")
+        lines.append(
+            f"| {setup} | `{ROUTES[route]}` | {rps:.0f} | {p50:.2f} | {p99:.2f} "
+            f"| {rps_ratio:.2f} | {p99_ratio:.2f} |"
+        )
+    lines += [
+        "",
+        "| setup | `/health` p99 calm, ms | p99 during an error storm, ms | storm / calm |",
+        "|---|---|---|---|",
+    ]
+    for setup, storms in results.storms.items():
+        calm = statistics.median(storm.calm.p99_ms for storm in storms)
+        during = statistics.median(storm.during.p99_ms for storm in storms)
+        lines.append(f"| {setup} | {calm:.2f} | {during:.2f} | {during / calm:.2f} |")
+    lines += ["", 'Failing requests of the "yes" app and the events that reached the receiver:']
+    lines += [
+        f"- {failing} failing requests, {events} events" for failing, events in results.delivered
+    ]
+    lines += ["", "| setup | RSS at start, KiB | RSS at end, KiB |", "|---|---|---|"]
+    for setup, samples in results.memory.items():
+        starts = ", ".join(str(start) for start, _ in samples)
+        ends = ", ".join(str(end) for _, end in samples)
+        lines.append(f"| {setup} | {starts} | {ends} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args(argv)
+    results = run(args.repetitions, args.seconds)
+    text = report(results, args.repetitions, args.seconds)
+    (BUILD_DIR / "results.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
