@@ -11,18 +11,22 @@ docs/adr/0002-optional-sentry.md.
 """
 
 import asyncio
+import contextlib
 import ipaddress
+import json
 import logging
+import random
 import re
 import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -115,10 +119,12 @@ def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str,
 
 
 class SentryRequestContext:
-    """Pure ASGI middleware, inside the isolation scope the SDK forks for each request: marks
-    quiet requests for _before_breadcrumb, and hands the raw query string to the scrubber
-    (the SDK reports it percent-decoded, where an encoded `&` inside a secret would split
-    it into a harmless-looking second parameter)."""
+    """The request integration: a pure ASGI middleware that stands in for the SDK's Starlette
+    and FastAPI integrations, which cost 40-60 % of a small route's throughput whether or not
+    anything goes wrong (docs/adr/0003-sentry-performance.md). Per request it only forks the
+    isolation scope (so user, tags and breadcrumbs belong to this request alone) and registers
+    one event processor; the request's data is read only when an event is actually sent, and
+    a transaction is started only for the sampled share of requests."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -127,22 +133,126 @@ class SentryRequestContext:
         if scope["type"] != "http" or not _state.enabled:
             await self.app(scope, receive, send)
             return
-        raw_query = scope.get("query_string") or b""
-        if raw_query:
-            sentry_sdk.get_isolation_scope().add_event_processor(_raw_query_processor(raw_query))
-        token = _in_quiet_request.set(scope.get("path") in QUIET_PATHS)
+        body = _BodyTap(receive) if scope["method"] in _METHODS_WITH_BODIES else None
+        quiet = _in_quiet_request.set(scope["path"] in QUIET_PATHS)
         try:
-            await self.app(scope, receive, send)
+            with sentry_sdk.isolation_scope() as isolation:
+                isolation.clear_breadcrumbs()  # this request's own, not start-up's or others'
+                isolation.add_event_processor(_request_processor(scope, body))
+                transaction = _sampled_transaction(scope)
+                try:
+                    if transaction is None:
+                        await self.app(scope, body.receive if body else receive, send)
+                        return
+                    with sentry_sdk.start_transaction(transaction):
+                        await self.app(scope, body.receive if body else receive, _recording(send))
+                        transaction.name = _endpoint_name(scope) or transaction.name
+                except Exception as exc:
+                    # Reported here, where the request, user and tenant are known; the 500
+                    # handler (outside this middleware) gets the same event id.
+                    capture_exception(exc)
+                    raise
         finally:
-            _in_quiet_request.reset(token)
+            _in_quiet_request.reset(quiet)
 
 
-def _raw_query_processor(raw_query: bytes) -> Callable[[Any, dict[str, Any]], Any]:
-    # Any: the SDK types events as a private TypedDict; this touches one key of it.
+_METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH"})
+MAX_BODY_BYTES = 10_000  # the SDK's "medium": larger bodies are left out of events
+
+
+class _BodyTap:
+    """Keeps the first MAX_BODY_BYTES of the request body as the app reads it, for an event."""
+
+    __slots__ = ("_receive", "chunks", "size")
+
+    def __init__(self, receive: Callable[[], Any]) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self._receive = receive
+
+    async def receive(self) -> dict[str, Any]:
+        message: dict[str, Any] = await self._receive()
+        chunk = message.get("body", b"")
+        if chunk and self.size <= MAX_BODY_BYTES:
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+        return message
+
+    def data(self, content_type: str) -> Any:
+        if not self.chunks or self.size > MAX_BODY_BYTES:
+            return None
+        raw = b"".join(self.chunks)
+        try:
+            if "json" in content_type:
+                return json.loads(raw)
+            if content_type.startswith("application/x-www-form-urlencoded"):
+                return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+        except ValueError:
+            return None
+        return None  # multipart and binary bodies are not sent
+
+
+def _sampled_transaction(scope: dict[str, Any]) -> Any:
+    """A transaction for the share of requests the TRACE_RULES table samples, else None:
+    deciding first spares unsampled requests the cost of an unsampled transaction."""
+    headers = _header_dict(scope)
+    rate = trace_rate(scope["path"], _state.traces_sample_rate)
+    parent = headers.get("sentry-trace", "").rpartition("-")[2]
+    if rate not in (0.0, 1.0) and parent in ("0", "1"):
+        rate = float(parent)  # keep a distributed trace whole
+    if rate <= 0 or (rate < 1 and random.random() >= rate):  # noqa: S311 - sampling, not crypto
+        return None
+    transaction = sentry_sdk.continue_trace(
+        headers, op="http.server", name=scope["path"], source="url", origin="auto.http.asgi"
+    )
+    transaction.sampled = True
+    return transaction
+
+
+def _recording(send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    async def recording_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            span = sentry_sdk.get_current_span()
+            if span is not None:
+                span.set_http_status(message["status"])
+        await send(message)
+
+    return recording_send
+
+
+def _header_dict(scope: dict[str, Any]) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+def _endpoint_name(scope: dict[str, Any]) -> str | None:
+    endpoint = scope.get("endpoint")  # set by Starlette's router on the shared scope
+    if endpoint is None:
+        return None
+    return f"{endpoint.__module__}.{endpoint.__qualname__}"
+
+
+def _request_processor(
+    scope: dict[str, Any], body: _BodyTap | None
+) -> Callable[[Any, dict[str, Any]], Any]:
+    # Any: the SDK types events as a private TypedDict.
     def processor(event: Any, hint: dict[str, Any]) -> Any:
-        request = event.get("request")
-        if isinstance(request, dict) and "query_string" in request:
-            request["query_string"] = raw_query.decode("latin-1")
+        headers = _header_dict(scope)
+        host = headers.get("host") or f"{scope['server'][0]}:{scope['server'][1]}"
+        path = f"{scope.get('root_path', '')}{scope['path']}"
+        request: dict[str, Any] = {
+            "method": scope["method"],
+            "url": f"{scope.get('scheme', 'http')}://{host}{path}",
+            # Raw, still percent-encoded: decoded, an encoded & inside a secret would split it
+            # into a harmless-looking second parameter before the scrubber sees it.
+            "query_string": (scope.get("query_string") or b"").decode("latin-1"),
+            "headers": headers,
+        }
+        if body is not None and (data := body.data(headers.get("content-type", ""))) is not None:
+            request["data"] = data
+        event["request"] = {**request, **(event.get("request") or {})}
+        if event.get("type") != "transaction" and (name := _endpoint_name(scope)):
+            event["transaction"] = name
+            event["transaction_info"] = {"source": "component"}
         return event
 
     return processor
@@ -371,10 +481,54 @@ def fingerprint(*parts: object) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _error_kind(exc: BaseException) -> tuple[str, str, str, int]:
+    """What makes two errors the same: type, message and the line that raised."""
+    traceback = exc.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    code = traceback.tb_frame.f_code.co_filename if traceback else ""
+    line = traceback.tb_lineno if traceback else 0
+    return type(exc).__qualname__, str(exc)[:200], code, line
+
+
+class RepeatBudget:
+    """A storm of one identical error must not send thousands of identical events (nor spend
+    ~10 ms of CPU building each): every kind of error gets `burst` events at once, refilled at
+    `per_minute`. Past that, a repeat is neither built nor sent, and the 500 it causes answers
+    with the id of the last event sent for that kind, which is the same issue in Sentry."""
+
+    def __init__(self, burst: int = 60, per_minute: float = 60, kinds: int = 1000) -> None:
+        self.burst = burst
+        self.refill_per_second = per_minute / 60
+        self.kinds = kinds
+        self._buckets: dict[Hashable, tuple[float, float, str | None]] = {}  # tokens, at, last
+        self._lock = threading.Lock()
+
+    def last_event_if_over_budget(self, kind: Hashable, now: float | None = None) -> str | None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, at, last = self._buckets.get(kind, (self.burst, now, None))
+            tokens = min(self.burst, tokens + (now - at) * self.refill_per_second)
+            if tokens >= 1 or last is None:
+                self._buckets[kind] = (tokens - 1, now, last)
+                return None
+            self._buckets[kind] = (tokens, now, last)
+            return last
+
+    def sent(self, kind: Hashable, event_id: str | None) -> None:
+        with self._lock:
+            if len(self._buckets) > self.kinds:  # many kinds at once: forget the oldest
+                del self._buckets[next(iter(self._buckets))]
+            tokens, at, _ = self._buckets.get(kind, (self.burst - 1, time.monotonic(), None))
+            self._buckets[kind] = (tokens, at, event_id)
+
+
 @dataclass
 class _State:
     enabled: bool = False
     send_user_email: bool = False
+    traces_sample_rate: float = 0.0
+    repeats: RepeatBudget = field(default_factory=RepeatBudget)
 
 
 _state = _State()
@@ -420,7 +574,6 @@ def _why_off(settings: Settings) -> str | None:
 
 
 def _options(settings: Settings) -> dict[str, Any]:
-    server_errors = set(range(500, 600))  # 4xx are the client's business, not an incident
     denylist = [*DEFAULT_DENYLIST, *EXTRA_DENYLIST]
     if not settings.sentry_send_user_email:
         denylist.append("email")
@@ -432,16 +585,12 @@ def _options(settings: Settings) -> dict[str, Any]:
         # send_default_pii is left unset, which means off (2.75 warns when it is set): no
         # client IP, cookies or Authorization/Cookie headers are attached.
         "integrations": [
-            StarletteIntegration(
-                transaction_style="endpoint", failed_request_status_codes=server_errors
-            ),
-            FastApiIntegration(
-                transaction_style="endpoint", failed_request_status_codes=server_errors
-            ),
             SqlalchemyIntegration(),
             AsyncioIntegration(),
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
+        # SentryRequestContext does their work, at a fraction of the cost.
+        "disabled_integrations": [StarletteIntegration(), FastApiIntegration()],
         "event_scrubber": EventScrubber(denylist=denylist, recursive=True),
         # No frame locals: they hold raw request bodies, ASGI scopes and partials whose reprs
         # carry passwords in no recognisable shape. Stack traces and source lines stay.
@@ -486,6 +635,10 @@ def init_sentry(settings: Settings) -> bool:
         try:
             options = _options(settings)
             ignore_logger(logger.name)  # our own warnings must not become events
+            # "Exception in ASGI application": every exception uvicorn logs there went through
+            # the 500 handler, which reported it; building the same event twice cost a third
+            # of the error path.
+            ignore_logger("uvicorn.error")
             sentry_sdk.init(**options)  # raises BadDsn for a DSN it cannot parse
         except BadDsn:
             reason = "SENTRY_DSN is not a valid DSN (https://PUBLIC_KEY@HOST/PROJECT_ID)"
@@ -496,6 +649,8 @@ def init_sentry(settings: Settings) -> bool:
         return False
     _state.enabled = True
     _state.send_user_email = settings.sentry_send_user_email
+    _state.traces_sample_rate = settings.sentry_traces_sample_rate
+    _state.repeats = RepeatBudget()  # each start with a full budget
     threading.Thread(
         target=_warn_if_unreachable,
         args=(settings.sentry_dsn.get_secret_value(), settings.sentry_shutdown_timeout),
@@ -553,9 +708,21 @@ def capture_exception(
     """Report an exception; returns the event id (None when Sentry is off or it was dropped)."""
     if not _state.enabled:
         return None
-    with sentry_sdk.new_scope() as scope:
-        _decorate(scope, fingerprint, extra)
-        return sentry_sdk.capture_exception(exc)
+    if (reported := getattr(exc, _EVENT_ID, None)) is not None:
+        return str(reported)  # already reported on its way out of the request
+    kind = _error_kind(exc)
+    event_id = _state.repeats.last_event_if_over_budget(kind)
+    if event_id is None:
+        with sentry_sdk.new_scope() as scope:
+            _decorate(scope, fingerprint, extra)
+            event_id = sentry_sdk.capture_exception(exc)
+        _state.repeats.sent(kind, event_id)
+    with contextlib.suppress(AttributeError):  # a few builtin exceptions take no attributes
+        setattr(exc, _EVENT_ID, event_id)
+    return event_id
+
+
+_EVENT_ID = "__sentry_event_id__"
 
 
 def capture_message(

@@ -312,6 +312,7 @@ def leaky_app(settings: Settings) -> FastAPI:
     @router.post(LEAK_ROUTE)
     async def leak(request: Request, user: CurrentUser) -> None:
         plan = PLANS[request.headers["x-scenario"]]
+        await request.body()  # as a route with a body parameter does; unread bodies are not sent
         sentry.set_user_context(user.id, user.tenant_id, email=plan.user_email)
         for key, value in plan.tags.items():
             sentry.set_tag(key, value)

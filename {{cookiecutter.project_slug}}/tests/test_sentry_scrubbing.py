@@ -258,3 +258,14 @@ def test_helpers_are_harmless_while_sentry_is_off() -> None:
     sentry.set_context("c", {"k": "v"})
     assert sentry.capture_exception(ValueError("x")) is None
     assert sentry.capture_message("x", "warning") is None
+
+
+def test_a_repeated_error_spends_its_budget_then_answers_with_the_last_event() -> None:
+    budget = sentry.RepeatBudget(burst=3, per_minute=60)
+    kind = ("BoomError", "kaboom", "app.py", 1)
+    for number in range(3):
+        assert budget.last_event_if_over_budget(kind, now=100.0) is None
+        budget.sent(kind, f"event-{number}")
+    assert budget.last_event_if_over_budget(kind, now=100.0) == "event-2"
+    assert budget.last_event_if_over_budget(("Other", "", "app.py", 2), now=100.0) is None
+    assert budget.last_event_if_over_budget(kind, now=101.0) is None  # one a second comes back

@@ -5,6 +5,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -329,3 +330,18 @@ def test_release_is_the_setting_else_version_and_git_sha(settings: Settings, tmp
     assert sentry.release_name(unversioned, tmp_path) == (
         f"{sentry.RELEASE_PREFIX}@{__version__}+{sha}"
     )
+
+
+async def test_a_storm_of_one_identical_error_sends_a_bounded_number_of_events(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    storm = 150  # more than the budget: a burst of 60 identical events, then one a second
+    started = time.monotonic()
+    answers = [await reporting.get("/test/boom", headers=owner.headers) for _ in range(storm)]
+    refilled = int(time.monotonic() - started) + 1
+    settle(receiver)
+    assert {answer.status_code for answer in answers} == {500}
+    sent = {e["event_id"] for e in real_events(receiver) if "BoomError" in exception_types(e)}
+    assert 60 <= len(sent) <= 60 + refilled < storm
+    # Every 500 still names an event support can find: its own, or the last one of its kind.
+    assert {answer.json()["event_id"] for answer in answers} <= sent
