@@ -410,6 +410,84 @@ def measure_yes(results: Results, project: Project, seconds: float) -> None:
         measure_routes(results, "yes, black-hole receiver", running, seconds, quiet)
 
 
+# -- micro-benchmarks: the scrubbing callbacks, start-up ----------------------------------------
+
+SCRUB_BENCH = """
+import copy, json, sys, time
+from app import sentry
+
+frames = [
+    {"filename": f"app/module_{n}.py", "function": f"handler_{n}", "lineno": n, "in_app": True,
+     "context_line": f"    result = await service.call(item_id, password=secret_{n})"}
+    for n in range(25)
+]
+event = {
+    "event_id": "0" * 32, "level": "error", "platform": "python", "transaction": "app.items.read",
+    "exception": {"values": [{"type": "OperationalError", "value": "connection to 10.0.0.7:5432 "
+        "refused for user app password=hunter2", "stacktrace": {"frames": frames}}]},
+    "request": {"method": "POST", "url": "http://api.example/api/v1/items",
+        "query_string": "limit=20&api_key=sk_live_123&page=2",
+        "headers": {"host": "api.example", "authorization": "Bearer abc.def.ghi",
+            "content-type": "application/json", "user-agent": "curl/8", "x-request-id": "r-1"},
+        "data": {"title": "a", "description": "b", "password": "p", "nested": {"token": "t"}}},
+    "user": {"id": "9de7859a-5f0a-4c8b-97e1-55879adc242d"},
+    "tags": {"tenant_id": "25382e75-56e6-409d-9468-8c4fccb5ee83"},
+    "contexts": {"tenant": {"id": "25382e75-56e6-409d-9468-8c4fccb5ee83"}},
+    "breadcrumbs": {"values": [
+        {"category": "query", "message": f"SELECT * FROM items WHERE id = {n}"} for n in range(20)
+    ]},
+}
+rounds = 2000
+events = [copy.deepcopy(event) for _ in range(rounds)]
+started = time.perf_counter()
+for each in events:
+    sentry._before_send(each, {})
+elapsed = time.perf_counter() - started
+size = len(json.dumps(event))
+print(json.dumps({"us_per_event": elapsed / rounds * 1e6, "event_bytes": size}))
+"""
+
+STARTUP_BENCH = """
+import asyncio, json, sys, time
+started = time.perf_counter()
+from app.core.config import load_settings
+from app.main import create_app
+
+async def start() -> float:
+    app = create_app(load_settings())
+    async with app.router.lifespan_context(app):
+        return time.perf_counter() - started
+
+print(json.dumps({"seconds": asyncio.run(start())}))
+"""
+
+
+def micro_benchmarks(projects: dict[str, Project], repetitions: int) -> list[str]:
+    scrub = [
+        json.loads(_run([projects["yes"].python, "-c", SCRUB_BENCH], cwd=projects["yes"].path))
+        for _ in range(repetitions)
+    ]
+    lines = [
+        "",
+        f"Scrubbing callbacks (`before_send` on a typical {scrub[0]['event_bytes']}-byte error "
+        f"event, 2,000 events, median of {repetitions}): "
+        f"{statistics.median(run['us_per_event'] for run in scrub):.0f} µs per event.",
+        "",
+        "| variant | start-up to first request served, s (median of 5) |",
+        "|---|---|",
+    ]
+    for variant, project in projects.items():
+        env = {"DATABASE_URL": _url(project), "ENVIRONMENT": "staging", "SECRET_KEY": SECRET_KEY}
+        if variant == "yes":  # a closed port: start-up must not wait for Sentry
+            env["SENTRY_DSN"] = f"http://key@127.0.0.1:{free_port()}/1"
+        runs = [
+            json.loads(_run([project.python, "-c", STARTUP_BENCH], cwd=project.path, **env))
+            for _ in range(5)
+        ]
+        lines.append(f"| {variant} | {statistics.median(run['seconds'] for run in runs):.3f} |")
+    return lines
+
+
 # -- the report ----------------------------------------------------------------------------------
 
 
@@ -459,6 +537,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     results = run(args.repetitions, args.seconds)
     text = report(results, args.repetitions, args.seconds)
+    projects = {
+        v: Project(v, BUILD_DIR / v / "acme_backend", BUILD_DIR / v / "acme_backend" / "bench.db")
+        for v in ("no", "yes")
+    }
+    text += "\n" + "\n".join(micro_benchmarks(projects, args.repetitions))
     (BUILD_DIR / "results.md").write_text(text + "\n")
     print(text)
     return 0

@@ -37,7 +37,6 @@ from app.core.config import Settings, SettingsError, load_settings
 try:
     import sentry_sdk
     from sentry_sdk.envelope import Envelope
-    from sentry_sdk.integrations.asyncio import AsyncioIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
     from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
@@ -195,18 +194,33 @@ class _BodyTap:
 def _sampled_transaction(scope: dict[str, Any]) -> Any:
     """A transaction for the share of requests the TRACE_RULES table samples, else None:
     deciding first spares unsampled requests the cost of an unsampled transaction."""
-    headers = _header_dict(scope)
     rate = trace_rate(scope["path"], _state.traces_sample_rate)
-    parent = headers.get("sentry-trace", "").rpartition("-")[2]
-    if rate not in (0.0, 1.0) and parent in ("0", "1"):
-        rate = float(parent)  # keep a distributed trace whole
-    if rate <= 0 or (rate < 1 and random.random() >= rate):  # noqa: S311 - sampling, not crypto
+    if rate <= 0:
         return None
+    if rate < 1:
+        parent = _incoming_sampling_flag(scope)
+        if parent is not None:
+            rate = parent  # keep a distributed trace whole
+        if random.random() >= rate:  # noqa: S311 - sampling, not cryptography
+            return None
     transaction = sentry_sdk.continue_trace(
-        headers, op="http.server", name=scope["path"], source="url", origin="auto.http.asgi"
+        _header_dict(scope),
+        op="http.server",
+        name=scope["path"],
+        source="url",
+        origin="auto.http.asgi",
     )
     transaction.sampled = True
     return transaction
+
+
+def _incoming_sampling_flag(scope: dict[str, Any]) -> float | None:
+    """The caller's decision, from `sentry-trace: <trace>-<span>-<1|0>`, if it made one."""
+    for name, value in scope["headers"]:
+        if name == b"sentry-trace":
+            flag = value.rpartition(b"-")[2]
+            return 1.0 if flag == b"1" else 0.0 if flag == b"0" else None
+    return None
 
 
 def _recording(send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
@@ -586,7 +600,6 @@ def _options(settings: Settings) -> dict[str, Any]:
         # client IP, cookies or Authorization/Cookie headers are attached.
         "integrations": [
             SqlalchemyIntegration(),
-            AsyncioIntegration(),
             LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
         ],
         # SentryRequestContext does their work, at a fraction of the cost.
@@ -639,6 +652,9 @@ def init_sentry(settings: Settings) -> bool:
             # the 500 handler, which reported it; building the same event twice cost a third
             # of the error path.
             ignore_logger("uvicorn.error")
+            # Access-log lines only repeat the request an event already describes (client
+            # address and raw query string included); ignored before any record is built.
+            ignore_logger("uvicorn.access")
             sentry_sdk.init(**options)  # raises BadDsn for a DSN it cannot parse
         except BadDsn:
             reason = "SENTRY_DSN is not a valid DSN (https://PUBLIC_KEY@HOST/PROJECT_ID)"
