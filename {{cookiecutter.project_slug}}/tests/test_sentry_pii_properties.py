@@ -396,7 +396,6 @@ async def test_no_secret_reaches_sentry_while_debugging_context_does(
         del PLANS[scenario_id]
 
     sent = b"\n".join(delivery.body for delivery in receiver.deliveries[already_arrived:])
-    )
     for place, value in scenario.witnesses.items():
         assert value.encode() in sent, f"the {place} never arrived: the test would prove nothing"
         sent = sent.replace(value.encode(), b"")  # a secret may be a substring of a witness
