@@ -232,6 +232,25 @@ def test_a_distributed_trace_keeps_its_parent_decision_except_for_table_rates() 
     assert sampler({"asgi_scope": {"path": "/api/v1/items"}}) == 0.25
 
 
+def _http_scope(path: str, sentry_trace: str | None = None) -> dict[str, Any]:
+    headers = [(b"sentry-trace", sentry_trace.encode())] if sentry_trace else []
+    return {"type": "http", "method": "GET", "path": path, "headers": headers}
+
+
+def test_the_request_middleware_follows_the_callers_sampling_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SentryRequestContext decides before it builds anything; the table's 0 and 1 still win.
+    monkeypatch.setattr(sentry._state, "traces_sample_rate", 0.25)
+    trace = "771a43a4192642f0b136d5159a501700-b3e5d7e3d1f2a4c6"
+    assert sentry._sampled_transaction(_http_scope("/api/v1/items", f"{trace}-1")) is not None
+    assert sentry._sampled_transaction(_http_scope("/api/v1/items", f"{trace}-0")) is None
+    assert sentry._sampled_transaction(_http_scope("/health", f"{trace}-1")) is None
+    login = sentry._sampled_transaction(_http_scope("/api/v1/auth/token", f"{trace}-0"))
+    assert login is not None
+    assert login.trace_id == trace.split("-")[0]  # the caller's trace, continued
+
+
 @pytest.mark.parametrize(
     "crumb",
     [
