@@ -1,0 +1,388 @@
+"""The GitHub Actions workflows: the generated project's (.github/workflows/ci.yml, rendered for
+each variant) and the template's own. Each must run the very commands the READMEs give, and
+the generated one must come out of Jinja with GitHub's `${{ }}` expressions intact."""
+
+import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from tests.conftest import BIN_DIR, DECLARED, TEMPLATE_DIR, clean_env
+
+WORKFLOW = Path(".github/workflows/ci.yml")
+VARIANTS: list[dict[str, str]] = [
+    {"include_sentry": "no", "python_version": "3.11"},
+    {"include_sentry": "yes", "python_version": "3.11"},
+    {"include_sentry": "yes", "python_version": "3.12"},
+    {"include_sentry": "no", "python_version": "3.13"},
+]
+GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+WHEN_CONFIGURED = "env.SENTRY_AUTH_TOKEN != ''"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    project: Path
+    answers: dict[str, str]
+    text: str  # the workflow as written
+    workflow: dict[str, Any]  # the workflow as parsed
+
+    @property
+    def jobs(self) -> dict[str, Any]:
+        jobs: dict[str, Any] = self.workflow["jobs"]
+        return jobs
+
+    @property
+    def readme(self) -> str:
+        return (self.project / "README.md").read_text(encoding="utf-8")
+
+
+def parse_workflow(text: str) -> dict[str, Any]:
+    workflow: dict[str, Any] = yaml.safe_load(text)
+    if True in workflow:  # YAML 1.1 reads the key `on` as a boolean
+        workflow["on"] = workflow.pop(True)
+    return workflow
+
+
+@pytest.fixture(scope="session", params=VARIANTS, ids=lambda a: "-".join(a.values()))
+def rendered(request: pytest.FixtureRequest, cookies_session: Any) -> Rendered:
+    result = cookies_session.bake(extra_context=request.param)
+    assert result.exit_code == 0, result.exception
+    text = (result.project_path / WORKFLOW).read_text(encoding="utf-8")
+    return Rendered(result.project_path, request.param, text, parse_workflow(text))
+
+
+# --- what the READMEs and .ci/run say -----------------------------------------------------------
+
+
+def _code_lines(markdown: str) -> list[str]:
+    """The lines of the ```bash blocks, comments removed."""
+    blocks = re.findall(r"^```bash\n(.*?)^```", markdown, re.MULTILINE | re.DOTALL)
+    return [line.partition("#")[0].strip() for block in blocks for line in block.splitlines()]
+
+
+def readme_test_command(readme: str) -> str:
+    """The command the README's "two commands" block gives for the tests (the one whose
+    comment speaks of tests)."""
+    section = re.split(r"^## .*two commands.*$", readme, flags=re.MULTILINE | re.IGNORECASE)[1]
+    block = re.search(r"^```bash\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    assert block is not None, "no code block under the README's 'two commands' heading"
+    commands = [
+        command.strip()
+        for command, _, comment in (line.partition("#") for line in block[1].splitlines())
+        if "test" in comment
+    ]
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
+def readme_postgres_command(readme: str) -> tuple[str, str]:
+    """(TEST_DATABASE_URL, command) of the README's `TEST_DATABASE_URL=... make test` line."""
+    found = [
+        (match[1], match[2])
+        for line in _code_lines(readme)
+        if (match := re.fullmatch(r"TEST_DATABASE_URL=(\S+) (.+)", line))
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def steps_of(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [step for step in job["steps"] if step.get("uses", "").startswith(f"{action}@")]
+
+
+def runs_of(job: dict[str, Any]) -> list[str]:
+    return [step["run"].strip() for step in job["steps"] if "run" in step]
+
+
+def assert_postgres_service(job: dict[str, Any], url: str) -> None:
+    """A PostgreSQL 16 service, healthy before the steps start, that `url` can reach as is."""
+    service = job["services"]["postgres"]
+    assert service["image"] == "postgres:16"
+    options = service["options"]
+    for option in ("--health-cmd", "--health-interval", "--health-timeout", "--health-retries"):
+        assert option in options, option
+    target = urlsplit(url)
+    assert target.scheme == "postgresql+asyncpg"
+    assert target.hostname in {"127.0.0.1", "localhost"}
+    assert f"{target.port}:5432" in service["ports"]
+    env = service["env"]
+    assert env["POSTGRES_DB"] == target.path.lstrip("/")
+    assert target.username == env.get("POSTGRES_USER", "postgres")
+    if target.password is None:
+        assert env["POSTGRES_HOST_AUTH_METHOD"] == "trust"
+    else:
+        assert env["POSTGRES_PASSWORD"] == target.password
+
+
+# --- the generated project's workflow -----------------------------------------------------------
+
+
+def test_github_expressions_survive_and_no_jinja_is_left(rendered: Rendered) -> None:
+    for expression in (
+        "${{ env.PYTHON_VERSION }}",
+        "${{ matrix.database }}",
+        "${{ matrix.test-database-url }}",
+        "${{ hashFiles('pyproject.toml') }}",
+        "${{ github.event_name == 'pull_request' }}",
+    ):
+        assert expression in rendered.text, expression
+    if rendered.answers["include_sentry"] == "yes":
+        assert "${{ secrets.SENTRY_AUTH_TOKEN }}" in rendered.text
+        assert "${{ vars.SENTRY_ORG }}" in rendered.text
+    assert "cookiecutter" not in rendered.text
+    outside_expressions = GITHUB_EXPRESSION.sub("", rendered.text)
+    for marker in ("{{", "}}", "{%", "%}", "{#", "#}", "endraw"):
+        assert marker not in outside_expressions, marker
+    assert not rendered.text.startswith("\n")
+    assert "\n\n\n" not in rendered.text
+    assert set(rendered.workflow) == {
+        "name",
+        "on",
+        "permissions",
+        "env",
+        "concurrency",
+        "defaults",
+        "jobs",
+    }
+    assert set(rendered.workflow["on"]) == {"push", "pull_request"}
+
+
+def test_lint_job_runs_make_lint(rendered: Rendered) -> None:
+    assert runs_of(rendered.jobs["lint"]) == ["make lint"]
+    # ... which is ruff check, ruff format --check and mypy.
+    makefile = (rendered.project / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe is not None
+    assert [line.strip() for line in recipe[1].splitlines()] == [
+        "$(BIN)/ruff check .",
+        "$(BIN)/ruff format --check .",
+        "$(BIN)/mypy",
+    ]
+
+
+def test_test_job_runs_the_readme_command_on_sqlite_and_on_postgresql(rendered: Rendered) -> None:
+    command = readme_test_command(rendered.readme)
+    postgres_url, postgres_command = readme_postgres_command(rendered.readme)
+    assert postgres_command == command
+
+    job = rendered.jobs["test"]
+    [step] = [step for step in job["steps"] if "run" in step]
+    assert step["run"].strip() == command
+    assert step["env"] == {"TEST_DATABASE_URL": "${{ matrix.test-database-url }}"}
+    legs = {
+        leg["database"]: leg["test-database-url"] for leg in job["strategy"]["matrix"]["include"]
+    }
+    # An empty TEST_DATABASE_URL means SQLite to tests/databases.py.
+    assert legs == {"sqlite": "", "postgresql": postgres_url}
+    assert job["strategy"]["fail-fast"] is False
+    assert_postgres_service(job, postgres_url)
+
+
+def test_python_version_is_the_answer(rendered: Rendered) -> None:
+    version = rendered.answers["python_version"]
+    assert rendered.workflow["env"]["PYTHON_VERSION"] == version
+    setups = [
+        step for job in rendered.jobs.values() for step in steps_of(job, "actions/setup-python")
+    ]
+    assert len(setups) == len(rendered.jobs)
+    for step in setups:
+        assert step["with"]["python-version"] == "${{ env.PYTHON_VERSION }}"
+    pyproject = tomllib.loads((rendered.project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["requires-python"] == f">={version}"
+
+
+def test_installs_are_cached(rendered: Rendered) -> None:
+    for name, job in rendered.jobs.items():
+        for step in steps_of(job, "actions/setup-python"):
+            assert step["with"]["cache"] == "pip", name
+            assert step["with"]["cache-dependency-path"] == "pyproject.toml", name
+    # `make` installs the packages with uv: its cache is the one that matters.
+    assert "uv pip install" in (rendered.project / "Makefile").read_text(encoding="utf-8")
+    for name in ("lint", "test"):
+        [cache] = steps_of(rendered.jobs[name], "actions/cache")
+        assert cache["with"]["path"] == "~/.cache/uv"
+        assert "${{ hashFiles('pyproject.toml') }}" in cache["with"]["key"]
+
+
+def _sentry_cli_calls(job: dict[str, Any]) -> list[list[str]]:
+    return [
+        shlex.split(line)[1:]
+        for script in runs_of(job)
+        for line in script.splitlines()
+        if line.startswith("sentry-cli ")
+    ]
+
+
+def test_release_job_only_when_sentry_is_included(rendered: Rendered) -> None:
+    if rendered.answers["include_sentry"] == "no":
+        assert set(rendered.jobs) == {"lint", "test"}
+        assert "sentry" not in rendered.text.lower()
+        return
+    job = rendered.jobs["release"]
+    assert set(job["needs"]) == {"lint", "test"}
+    assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    assert job["env"] == {
+        "SENTRY_AUTH_TOKEN": "${{ secrets.SENTRY_AUTH_TOKEN }}",
+        "SENTRY_ORG": "${{ vars.SENTRY_ORG }}",
+        "SENTRY_PROJECT": "${{ vars.SENTRY_PROJECT }}",
+    }
+    # Secrets are not available to `if:`; the steps test the job's env instead.
+    first, *steps = job["steps"]
+    assert first["if"] == "env.SENTRY_AUTH_TOKEN == ''"
+    assert "::notice::" in first["run"]
+    assert [step["if"] for step in steps] == [WHEN_CONFIGURED] * len(steps)
+    [checkout] = steps_of(job, "actions/checkout")
+    assert checkout["with"]["fetch-depth"] == 0  # set-commits needs the history
+    [install] = [run for run in runs_of(job) if "pip install" in run]
+    assert any(word.startswith("sentry-cli") for word in shlex.split(install))
+
+    calls = _sentry_cli_calls(job)
+    assert [call[:2] for call in calls] == [
+        ["releases", "new"],
+        ["releases", "set-commits"],
+        ["releases", "finalize"],
+        ["deploys", "new"],
+    ]
+    assert all("$RELEASE" in call for call in calls)
+    assert "--auto" in calls[1]
+    assert calls[3][calls[3].index("--release") + 1] == "$RELEASE"
+    assert "-e" in calls[3]
+    # $RELEASE comes from an earlier step, through $GITHUB_ENV.
+    [naming] = [
+        i for i, step in enumerate(job["steps"]) if "app.sentry release" in step.get("run", "")
+    ]
+    [calling] = [
+        i for i, step in enumerate(job["steps"]) if "sentry-cli releases" in step.get("run", "")
+    ]
+    assert naming < calling
+    assert 'RELEASE=$release" >> "$GITHUB_ENV"' in job["steps"][naming]["run"]
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env if env is not None else clean_env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_release_step_names_the_release_as_the_app_does(cookies: Any, tmp_path: Path) -> None:
+    """In a checkout with one commit, the workflow's own snippet (run by bash, as the runner
+    does) and the app's release_name() (what a deployment reports) give the same name."""
+    result = cookies.bake(extra_context={"include_sentry": "yes"})
+    assert result.exit_code == 0, result.exception
+    project: Path = result.project_path
+    _run(["git", "init", "-q"], project)
+    _run(["git", "add", "-A"], project)
+    _run(
+        ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", "commit", "-qm", "1"],
+        project,
+    )
+    head = _run(["git", "rev-parse", "HEAD"], project).strip()
+
+    # The app's runtime dependencies only (app.sentry needs its settings, not the dev tools).
+    venv = tmp_path / "venv"
+    _run([str(BIN_DIR / "uv"), "venv", "-q", "--python", sys.executable, str(venv)], tmp_path)
+    python = venv / "bin" / "python"
+    _run(
+        [
+            str(BIN_DIR / "uv"),
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(python),
+            "-r",
+            "pyproject.toml",
+        ],
+        project,
+    )
+    env = clean_env()
+    env.pop("SENTRY_RELEASE", None)
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"  # the `python` the snippet calls
+
+    app_says = _run(
+        [
+            str(python),
+            "-c",
+            "from app.core.config import load_settings\n"
+            "from app.sentry import release_name\n"
+            "print(release_name(load_settings()))",
+        ],
+        project,
+        env,
+    ).strip()
+
+    workflow = parse_workflow((project / WORKFLOW).read_text(encoding="utf-8"))
+    [snippet] = [
+        step["run"]
+        for step in workflow["jobs"]["release"]["steps"]
+        if "app.sentry" in step.get("run", "")
+    ]
+    script = tmp_path / "release-name.sh"
+    script.write_text(snippet, encoding="utf-8")
+    github_env = tmp_path / "github_env"
+    github_env.touch()
+    _run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        project,
+        env | {"GITHUB_ENV": str(github_env)},
+    )
+    exported = dict(
+        line.split("=", 1) for line in github_env.read_text(encoding="utf-8").splitlines()
+    )
+
+    assert app_says == f"acme_backend@0.1.0+{head[:12]}"
+    assert exported == {"RELEASE": app_says}
+
+
+# --- the template's own workflow ----------------------------------------------------------------
+
+
+def test_template_ci_runs_make_test_like_the_readme_and_ci_run() -> None:
+    workflow = parse_workflow((TEMPLATE_DIR / WORKFLOW).read_text(encoding="utf-8"))
+    readme = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
+    ci_run = (TEMPLATE_DIR / ".ci" / "run").read_text(encoding="utf-8")
+    command = readme_test_command(readme)
+    readme_url, readme_postgres = readme_postgres_command(readme)
+    ci_run_url = re.search(
+        r'^export TEST_DATABASE_URL="\$\{TEST_DATABASE_URL:-(\S+)\}"$', ci_run, re.M
+    )
+    assert ci_run_url is not None
+    ci_run_commands = [line for line in ci_run.splitlines() if line and not line[0].isspace()]
+    assert ci_run_commands[-1] == command == readme_postgres
+    assert ci_run_url[1] == readme_url
+
+    [job] = workflow["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    [step] = [step for step in job["steps"] if "run" in step]
+    assert step["run"].strip() == command
+    assert step["env"] == {"TEST_DATABASE_URL": readme_url}
+    assert_postgres_service(job, readme_url)
+
+    [setup] = steps_of(job, "actions/setup-python")
+    versions = setup["with"]["python-version"].split()
+    assert versions[-1] == "3.11"  # the last one listed is the default python3
+    # Every floor a project may have, so no variant's suite is skipped for want of a Python.
+    assert sorted(versions) == sorted(DECLARED["python_version"])
+    assert setup["with"]["cache"] == "pip"
+    [cache] = steps_of(job, "actions/cache")
+    assert cache["with"]["path"] == "~/.cache/uv"
+    assert "hashFiles('**/pyproject.toml')" in cache["with"]["key"]
