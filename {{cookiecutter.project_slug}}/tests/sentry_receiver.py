@@ -339,7 +339,10 @@ def main(argv: list[str]) -> int:
         if args.quiet:
             return
         if delivery.answer != HEALTHY:
-            print(f"answered {delivery.answer}", flush=True)
+            answer = delivery.answer
+            wait = f", Retry-After {answer.retry_after:g} s" if answer.retry_after else ""
+            slow = f", after {answer.delay:g} s" if answer.delay else ""
+            print(f"!!! answered HTTP {answer.status}{wait}{slow} (--fault)", flush=True)
         for kind, payload in delivery.items:
             print(
                 json.dumps(payload, indent=2) if args.json else describe(kind, payload),
