@@ -16,8 +16,8 @@ It can also misbehave like a Sentry in trouble, and be switched back while the a
 with an error status, so a test can tell "refused" from "never sent".
 
 `python -m tests.sentry_receiver [PORT] [--json] [--fault NAME]` runs one in the foreground and
-prints what arrives (a summary line per item, or the whole JSON); NAME is one of FAULTS, to
-watch how an app behaves against a Sentry in trouble.
+prints what arrives (readably, see tests/sentry_event_view.py, or the whole JSON); NAME is one
+of FAULTS, to watch how an app behaves against a Sentry in trouble. `make sentry-dev` runs it.
 """
 
 import argparse
@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sentry_sdk.envelope import Envelope
+
+from tests.sentry_event_view import describe
 
 ENVELOPE_PATH = re.compile(r"/api/(?P<project>\d+)/envelope/?")
 PUBLIC_KEY = "testkey"
@@ -321,17 +323,6 @@ def _payload(item: Any) -> object:
         return None
 
 
-def _describe(kind: str, payload: Event) -> str:
-    exception = (payload.get("exception") or {}).get("values") or [{}]
-    last = exception[-1]
-    summary = f"{last.get('type')}: {last.get('value')}" if last else payload.get("message")
-    return (
-        f"{kind} {payload.get('event_id')} level={payload.get('level')} "
-        f"transaction={payload.get('transaction')!r} user={payload.get('user')} "
-        f"tags={payload.get('tags')}\n  {summary}"
-    )
-
-
 def main(argv: list[str]) -> int:
     """python -m tests.sentry_receiver [PORT] [--json] [--fault NAME] [--quiet]: print each
     item as it arrives."""
@@ -348,17 +339,34 @@ def main(argv: list[str]) -> int:
         if args.quiet:
             return
         if delivery.answer != HEALTHY:
-            print(f"answered {delivery.answer}", flush=True)
+            answer = delivery.answer
+            wait = f", Retry-After {answer.retry_after:g} s" if answer.retry_after else ""
+            slow = f", after {answer.delay:g} s" if answer.delay else ""
+            print(f"!!! answered HTTP {answer.status}{wait}{slow} (--fault)", flush=True)
         for kind, payload in delivery.items:
             print(
-                json.dumps(payload, indent=2) if args.json else _describe(kind, payload),
+                json.dumps(payload, indent=2) if args.json else describe(kind, payload),
                 flush=True,
             )
 
     fault = FAULTS[args.fault] if args.fault else HEALTHY
-    with EnvelopeReceiver(args.port, on_delivery=show, fault=fault) as receiver:
-        print(f"listening; set SENTRY_DSN={receiver.dsn}", flush=True)
+    try:
+        receiver = EnvelopeReceiver(args.port, on_delivery=show, fault=fault)
+    except OSError as exc:
+        print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    with receiver:
         try:
+            # The first line is read by scripts (the template's tests, its benchmark): keep it.
+            print(f"listening; set SENTRY_DSN={receiver.dsn}", flush=True)
+            if not (args.json or args.quiet):
+                print(
+                    f"in another terminal: SENTRY_DSN={receiver.dsn} make run\n"
+                    "or send a test event: "
+                    f"SENTRY_DSN={receiver.dsn} .venv/bin/python -m app.sentry check\n"
+                    "Ctrl-C stops",
+                    flush=True,
+                )
             threading.Event().wait()
         except KeyboardInterrupt:
             print(

@@ -1,0 +1,185 @@
+"""`make sentry-dev`: the loopback receiver run as a process, printing what the app's real SDK
+sends it. Each test reads the viewer's own output, as a developer would."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from httpx import AsyncClient
+
+from app import sentry
+from app.core.config import Settings
+from tests.helpers import PROJECT_ROOT, Account, running
+from tests.sentry_event_view import scrubbed_paths
+from tests.sentry_helpers import TEST_RELEASE, failing_app, sentry_settings, unused_port
+
+# Sent in the failing request; the output may show them only as [Filtered].
+SECRET_PASSWORD = "hunter2-never-shown"
+SECRET_TOKEN = "tok-never-shown"
+
+
+class Viewer:
+    """`python -m tests.sentry_receiver PORT`, the command `make sentry-dev` runs."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.sentry_receiver", str(unused_port())],
+            cwd=PROJECT_ROOT,
+            env=_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.first_line = self.process.stdout.readline()
+        assert self.first_line.startswith("listening; set SENTRY_DSN="), self.first_line
+        self.dsn = self.first_line.strip().partition("=")[2]
+        # How to use it, up to "Ctrl-C stops": read before any test stops it.
+        self.intro = "".join(iter(self.process.stdout.readline, "Ctrl-C stops\n"))
+
+    def stop(self) -> str:
+        """Ctrl-C, as a developer stops it; returns everything it printed after the first line.
+        Call it once whatever was sent has been answered: the viewer prints an item before it
+        answers the request that carried it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        output = self.process.communicate(timeout=30)[0]
+        assert self.process.returncode == 0, output
+        return output
+
+
+@pytest.fixture
+def viewer() -> Iterator[Viewer]:
+    running_viewer = Viewer()
+    try:
+        yield running_viewer
+    finally:
+        if running_viewer.process.poll() is None:
+            running_viewer.process.kill()
+            running_viewer.process.communicate()
+
+
+def _environment(**values: str) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SENTRY_")}
+    return environment | {"ENVIRONMENT": "test", "SENTRY_RELEASE": TEST_RELEASE} | values
+
+
+def _block(output: str, header: str) -> str:
+    """The lines of the event block that starts with `header`."""
+    start = output.index(header)
+    end = output.find("\n===", start + 1)
+    return output[start : end if end >= 0 else len(output)]
+
+
+def test_it_starts_with_the_dsn_to_use_and_how_to_use_it(viewer: Viewer) -> None:
+    port = viewer.dsn.rpartition(":")[2].partition("/")[0]
+    assert viewer.dsn == f"http://testkey@127.0.0.1:{port}/1"
+    assert viewer.intro.splitlines() == [
+        f"in another terminal: SENTRY_DSN={viewer.dsn} make run",
+        f"or send a test event: SENTRY_DSN={viewer.dsn} .venv/bin/python -m app.sentry check",
+    ]
+    assert viewer.stop().strip() == "received 0 events, 0 transactions"
+
+
+async def test_an_error_is_shown_with_its_context_and_secrets_only_as_filtered(
+    viewer: Viewer, settings: Settings, owner: Account
+) -> None:
+    app = failing_app(
+        sentry_settings(
+            settings,
+            sentry_dsn=viewer.dsn,
+            sentry_traces_sample_rate=1.0,
+            sentry_shutdown_timeout=10.0,
+        )
+    )
+    http: AsyncClient
+    async with running(app) as http:
+        listed = await http.get("/api/v1/items", headers=owner.headers)
+        assert listed.status_code == 200
+        failed = await http.post(
+            f"/test/leaky?token={SECRET_TOKEN}&page=2",
+            json={"password": SECRET_PASSWORD, "title": "kept"},
+            headers=owner.headers,
+        )
+        assert failed.status_code == 500
+    # The lifespan's end flushed the SDK's queue: everything sent has been printed.
+    output = viewer.stop()
+
+    event = _block(output, f"=== ERROR  event {failed.json()['event_id']}")
+    lines = event.splitlines()
+    assert lines[1] == "  BoomError: rejected password=[Filtered] token=[Filtered]"
+    assert "  route        tests.sentry_helpers.failing_app.<locals>.leaky" in lines
+    assert "  request      POST http://testserver/test/leaky?token=[Filtered]&page=2" in lines
+    assert f"  user         id={owner.user_id}" in lines
+    assert f"  tenant       {owner.tenant_id}" in lines
+    assert f"  tags         tenant_id={owner.tenant_id}" in lines
+    assert f"  release      {TEST_RELEASE}  environment=test" in lines
+    [scrubbed] = [line for line in lines if line.startswith("  scrubbed     ")]
+    masked = scrubbed.removeprefix("  scrubbed     ").split(", ")
+    assert "request.data.password" in masked
+    assert "request.headers.authorization" in masked
+    assert "request.query_string (part)" in masked
+    assert "exception.values.0.value (part)" in masked
+    assert "request.data.title" not in " ".join(masked)
+
+    assert "--- transaction GET app.api.routes.items.list_items  status=ok" in output
+    bearer = owner.headers["Authorization"].removeprefix("Bearer ")
+    for secret in (SECRET_PASSWORD, SECRET_TOKEN, bearer, owner.email):
+        assert secret not in output
+
+
+def test_the_check_command_shows_up_as_an_info_message(viewer: Viewer) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "app.sentry", "check"],
+        cwd=PROJECT_ROOT,
+        env=_environment(SENTRY_DSN=viewer.dsn),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    event_id = checked.stdout.split()[2]
+    output = viewer.stop()
+
+    lines = _block(output, f"=== INFO  event {event_id}").splitlines()
+    assert lines[1] == f"  Sentry check from {sentry.RELEASE_PREFIX} ({TEST_RELEASE})"
+    assert f"  release      {TEST_RELEASE}  environment=test" in lines
+    assert "  scrubbed     nothing" in lines
+    assert "received 1 events, 0 transactions" in output
+
+
+def test_a_port_in_use_is_named_not_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.sentry_receiver", str(port)],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_scrubbed_paths_name_whole_and_partial_masks_but_not_sdk_metadata() -> None:
+    event = {
+        "request": {"headers": {"cookie": "[Filtered]", "accept": "*/*"}},
+        "breadcrumbs": {"values": [{"message": "login password=[Filtered] failed"}]},
+        "extra": {"ids": [1, "[Filtered]"]},
+        "_meta": {"request": {"headers": {"cookie": {"": {"rem": [["!config", "s"]]}}}}},
+    }
+    assert scrubbed_paths(event) == [
+        "request.headers.cookie",
+        "breadcrumbs.values.0.message (part)",
+        "extra.ids.1",
+    ]
