@@ -1,0 +1,592 @@
+"""The generated project's production and tooling files, held to what they claim: the Dockerfile
+copies what exists and runs what `make serve` runs, compose starts the database, the migrations
+and the app in that order, pre-commit runs the project's own tools, and requirements.lock pins
+every dependency. No Docker engine is assumed: the files are parsed and their commands run here
+where that is possible (the image's health check, `make help`, `make serve`)."""
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from tests.conftest import BIN_DIR, clean_env, generated_files
+
+# Both Sentry answers, and another Python floor for the image's base.
+VARIANTS: list[dict[str, str]] = [
+    {"include_sentry": "no", "python_version": "3.11"},
+    {"include_sentry": "yes", "python_version": "3.11"},
+    {"include_sentry": "no", "python_version": "3.13"},
+]
+# The files this module is about; for "no" none of them may mention Sentry.
+ECOSYSTEM_FILES = [
+    "Dockerfile",
+    ".dockerignore",
+    "compose.yaml",
+    ".pre-commit-config.yaml",
+    "requirements.lock",
+    "Makefile",
+    "README.md",
+]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    path: Path
+    answers: dict[str, str]
+
+    @property
+    def sentry(self) -> bool:
+        return self.answers["include_sentry"] == "yes"
+
+
+@pytest.fixture(
+    scope="session",
+    params=VARIANTS,
+    ids=lambda answers: "-".join(f"{k}={v}" for k, v in answers.items()),
+)
+def rendered(request: pytest.FixtureRequest, cookies_session: Any) -> Rendered:
+    result = cookies_session.bake(extra_context=request.param)
+    assert result.exit_code == 0, result.exception
+    return Rendered(path=result.project_path, answers=request.param)
+
+
+# --- Dockerfile ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    args: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction]
+
+    def all(self, keyword: str) -> list[str]:
+        return [i.args for i in self.instructions if i.keyword == keyword]
+
+
+def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
+    """Global ARG defaults and the stages, with line continuations joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        joined = (pending + line).strip()
+        pending = ""
+        if joined:
+            logical.append(joined)
+    assert not pending, "a line continuation runs off the end of the Dockerfile"
+
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, args = line.partition(" ")
+        keyword, args = keyword.upper(), args.strip()
+        if keyword == "FROM":
+            image, _, name = args.partition(" AS ")
+            for arg, value in global_args.items():
+                image = image.replace(f"${{{arg}}}", value)
+            stages.append(Stage(base=image.strip(), name=name.strip() or None, instructions=[]))
+        elif not stages:
+            assert keyword == "ARG", f"{keyword} before the first FROM"
+            arg, _, value = args.partition("=")
+            global_args[arg] = value
+        else:
+            stages[-1].instructions.append(Instruction(keyword, args))
+    return global_args, stages
+
+
+def exec_form(args: str) -> list[str]:
+    """The JSON array of an exec-form CMD or RUN; shell form is not what we ship."""
+    parsed = json.loads(args)
+    assert isinstance(parsed, list), args
+    assert all(isinstance(part, str) for part in parsed), args
+    return parsed
+
+
+def copy_sources(args: str) -> list[str]:
+    parts = [part for part in shlex.split(args) if not part.startswith("--")]
+    return parts[:-1]
+
+
+def dockerignored(relative: str, patterns: list[str]) -> bool:
+    """Enough of Docker's matching for our .dockerignore: globs, `**/` prefixes, directories."""
+    for raw in patterns:
+        pattern = raw.strip().rstrip("/").lstrip("/")
+        if not pattern or pattern.startswith("#") or pattern.startswith("!"):
+            continue
+        if pattern.startswith("**/"):
+            tail = pattern[3:]
+            parts = relative.split("/")
+            if any(fnmatch(part, tail) for part in parts):
+                return True
+            continue
+        if fnmatch(relative, pattern) or relative.startswith(pattern + "/"):
+            return True
+    return False
+
+
+@pytest.fixture(scope="session")
+def dockerfile(rendered: Rendered) -> tuple[dict[str, str], list[Stage]]:
+    return parse_dockerfile((rendered.path / "Dockerfile").read_text(encoding="utf-8"))
+
+
+def test_docker_build_copies_only_what_exists_and_is_in_the_context(
+    rendered: Rendered, dockerfile: tuple[dict[str, str], list[Stage]]
+) -> None:
+    _, stages = dockerfile
+    ignore = (rendered.path / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    copied = 0
+    for stage in stages:
+        for args in stage.all("COPY"):
+            if "--from=" in args:
+                continue
+            for source in copy_sources(args):
+                path = rendered.path / source
+                assert path.exists(), f"COPY {source}: not in the generated project"
+                files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+                for file in files:
+                    relative = file.relative_to(rendered.path).as_posix()
+                    if "__pycache__" not in relative:
+                        assert not dockerignored(relative, ignore), f"{relative} is ignored"
+                copied += 1
+    assert copied >= 5
+    # What must never reach the build context.
+    for secret_or_noise in (".env", ".venv/bin/python", "app.db", ".git/HEAD", "tests/conftest.py"):
+        assert dockerignored(secret_or_noise, ignore), secret_or_noise
+
+
+def test_image_is_two_stages_on_the_chosen_python(
+    rendered: Rendered, dockerfile: tuple[dict[str, str], list[Stage]]
+) -> None:
+    _, stages = dockerfile
+    slim = f"python:{rendered.answers['python_version']}-slim"
+    assert [stage.base for stage in stages] == [slim, slim]
+    builder, final = stages
+    assert builder.name is not None
+    assert final.all("COPY")[0] == f"--from={builder.name} /opt/venv /opt/venv"
+
+
+def test_final_image_runs_as_a_user_that_is_not_root(
+    dockerfile: tuple[dict[str, str], list[Stage]],
+) -> None:
+    final = dockerfile[1][-1]
+    users = final.all("USER")
+    assert users, "the final stage never leaves root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+    # The id exists: created in this stage, with the same number.
+    assert any(f"--uid {user}" in run for run in final.all("RUN"))
+    # The last USER comes after everything that needs root (no RUN after it).
+    keywords = [i.keyword for i in final.instructions]
+    assert "RUN" not in keywords[keywords.index("USER") :]
+
+
+def test_image_installs_the_locked_runtime_dependencies_without_dev_tools(
+    rendered: Rendered, dockerfile: tuple[dict[str, str], list[Stage]]
+) -> None:
+    text = (rendered.path / "Dockerfile").read_text(encoding="utf-8")
+    for dev in ("[dev]", "--extra", "--all-extras", "requirements-dev"):
+        assert dev not in text
+    builder, final = dockerfile[1]
+    installs = [run for run in builder.all("RUN") if "uv pip install" in run]
+    dependencies, project = installs
+    assert "-c requirements.lock" in dependencies
+    assert "-r pyproject.toml" in dependencies  # [project].dependencies only: no extra
+    assert "--no-deps ." in project  # the project itself, not editable, adding nothing
+    assert not [run for run in final.all("RUN") if "install" in run], "installs in the final image"
+
+
+def test_image_holds_what_the_app_reads_at_run_time(
+    rendered: Rendered, dockerfile: tuple[dict[str, str], list[Stage]]
+) -> None:
+    """The app is imported from the installed wheel; alembic.ini finds migrations/ beside it."""
+    builder, final = dockerfile[1]
+    pyproject = tomllib.loads((rendered.path / "pyproject.toml").read_text(encoding="utf-8"))
+    builder_copies = {src for args in builder.all("COPY") for src in copy_sources(args)}
+    # Everything the wheel build reads: the packages it ships and the readme in its metadata.
+    assert set(pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]) <= (
+        builder_copies
+    )
+    assert pyproject["project"]["readme"] in builder_copies
+    final_copies = {src for args in final.all("COPY") for src in copy_sources(args)}
+    assert {"alembic.ini", "migrations"} <= final_copies
+    alembic_ini = (rendered.path / "alembic.ini").read_text(encoding="utf-8")
+    assert re.search(r"^script_location = %\(here\)s/migrations$", alembic_ini, re.MULTILINE)
+    assert final.all("WORKDIR") == ["/app"]
+    for args in final.all("COPY"):
+        if "--from=" not in args:
+            destination = shlex.split(args)[-1]
+            assert destination.startswith("./"), "copied beside alembic.ini, into WORKDIR"
+
+
+def _env_of(stage: Stage) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for args in stage.all("ENV"):
+        for pair in shlex.split(args):
+            key, _, value = pair.partition("=")
+            env[key] = value
+    return env
+
+
+def test_image_command_is_the_documented_production_command(
+    rendered: Rendered, dockerfile: tuple[dict[str, str], list[Stage]]
+) -> None:
+    final = dockerfile[1][-1]
+    shell, flag, script = exec_form(final.all("CMD")[-1])
+    assert (shell, flag) == ("sh", "-c")
+    assert script.startswith("exec "), "uvicorn must be PID 1 to get the SIGTERM"
+    image_command = script.removeprefix("exec ")
+    env = _env_of(final)
+    for variable in re.findall(r"\$(\w+)", image_command):
+        assert env.get(variable), f"${variable} is not set in the image"
+    assert env["ENVIRONMENT"] == "production"
+    assert final.all("EXPOSE") == [env["PORT"]]
+
+    makefile = (rendered.path / "Makefile").read_text(encoding="utf-8")
+    serve = re.search(r"^serve: (?P<deps>[^#]*)## .*\n\t(?P<recipe>.*)$", makefile, re.MULTILINE)
+    assert serve is not None
+    assert serve["deps"].split() == ["migrate"]
+    make_command = re.sub(r"\$\((\w+)\)", r"$\1", serve["recipe"].replace("$(BIN)/", ""))
+
+    readme = (rendered.path / "README.md").read_text(encoding="utf-8")
+    production = readme.split("## Production", 1)[1].split("\n## ", 1)[0]
+    documented = [line for line in production.splitlines() if line.startswith("uvicorn ")]
+    assert documented == [image_command]
+    assert shlex.split(make_command) == shlex.split(image_command)
+    assert "--factory app.main:create_app" in image_command
+    assert "--workers $WEB_CONCURRENCY" in image_command
+    assert "make serve" in production
+
+
+class _Health(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/health" else 404)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def _health_server(status: int) -> Iterator[int]:
+    handler = type("Handler", (_Health,), {"status": status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_image_health_check_follows_the_health_endpoint(
+    dockerfile: tuple[dict[str, str], list[Stage]], status: int, healthy: bool
+) -> None:
+    """The HEALTHCHECK command itself, run against a server answering /health."""
+    final = dockerfile[1][-1]
+    (check,) = final.all("HEALTHCHECK")
+    options, _, command = check.partition("CMD ")
+    assert "--interval=" in options
+    argv = exec_form(command)
+    assert argv[0] == "python", "slim images have no curl"
+    assert "/health" in argv[-1]
+    with _health_server(status) as port:
+        result = subprocess.run(
+            [sys.executable, *argv[1:]],
+            env={**clean_env(), "PORT": str(port)},
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    assert (result.returncode == 0) is healthy, result.stderr
+
+
+# --- compose.yaml ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def compose(rendered: Rendered) -> dict[str, Any]:
+    parsed = yaml.safe_load((rendered.path / "compose.yaml").read_text(encoding="utf-8"))
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_compose_runs_database_then_migrations_then_app(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"db", "migrate", "app"}
+
+    db = services["db"]
+    assert db["image"].startswith("postgres:")
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    volume, _, mount = db["volumes"][0].partition(":")
+    assert volume in compose["volumes"]
+    assert mount == "/var/lib/postgresql/data"
+
+    migrate, app = services["migrate"], services["app"]
+    assert migrate["command"] == ["alembic", "upgrade", "head"]
+    assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert app["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+    }
+    assert "command" not in app, "the app runs the image's own command"
+    # Both run the one image, built from this directory, with one environment.
+    assert migrate["build"] == app["build"] == "."
+    assert migrate["image"] == app["image"]
+    assert migrate["environment"] == app["environment"]
+
+
+def test_compose_publishes_the_port_the_image_serves_on(
+    compose: dict[str, Any], dockerfile: tuple[dict[str, str], list[Stage]]
+) -> None:
+    (mapping,) = compose["services"]["app"]["ports"]
+    assert mapping.rpartition(":")[2] == _env_of(dockerfile[1][-1])["PORT"]
+
+
+def test_compose_points_the_app_at_the_db_service_with_the_async_driver(
+    rendered: Rendered, compose: dict[str, Any]
+) -> None:
+    env = compose["services"]["app"]["environment"]
+    db = compose["services"]["db"]["environment"]
+    url = re.fullmatch(
+        r"postgresql\+asyncpg://(?P<user>\w+):\$\{POSTGRES_PASSWORD:-\w+\}@db:5432/(?P<db>\w+)",
+        env["DATABASE_URL"],
+    )
+    assert url is not None, env["DATABASE_URL"]
+    assert (url["user"], url["db"]) == (db["POSTGRES_USER"], db["POSTGRES_DB"])
+    # The driver is the one the app normalises to and the project depends on.
+    config = (rendered.path / "app" / "core" / "config.py").read_text(encoding="utf-8")
+    assert '"postgresql": "postgresql+asyncpg"' in config
+    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?"), "no default secret"
+    sentry_keys = {key for key in env if key.startswith("SENTRY_")}
+    if rendered.sentry:
+        assert {"SENTRY_DSN", "SENTRY_ENVIRONMENT", "SENTRY_RELEASE"} <= sentry_keys
+    else:
+        assert sentry_keys == set()
+
+
+def test_sentry_appears_only_where_it_is_included(rendered: Rendered) -> None:
+    mentions = {
+        name
+        for name in ECOSYSTEM_FILES
+        if "sentry" in (rendered.path / name).read_text(encoding="utf-8").lower()
+    }
+    if rendered.sentry:
+        assert {"compose.yaml", "requirements.lock", "README.md"} <= mentions
+    else:
+        assert mentions == set()
+
+
+# --- requirements.lock -----------------------------------------------------------------------
+
+
+def _lock_pins(project: Path) -> dict[str, list[tuple[Version, str]]]:
+    pins: dict[str, list[tuple[Version, str]]] = {}
+    for line in (project / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        requirement = Requirement(line)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", line
+        marker = str(requirement.marker) if requirement.marker else ""
+        pins.setdefault(canonicalize_name(requirement.name), []).append(
+            (Version(specifier.version), marker)
+        )
+    return pins
+
+
+def _declared(project: Path) -> list[Requirement]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = (
+        pyproject["project"]["dependencies"] + pyproject["project"]["optional-dependencies"]["dev"]
+    )
+    return [Requirement(text) for text in declared]
+
+
+def test_lock_pins_every_declared_dependency_within_its_range(rendered: Rendered) -> None:
+    pins = _lock_pins(rendered.path)
+    declared = _declared(rendered.path)
+    assert len(declared) > 10
+    for requirement in declared:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not pinned in requirements.lock"
+        for version, _ in pins[name]:
+            assert requirement.specifier.contains(version, prereleases=True), (
+                f"{name}=={version} is outside {requirement}"
+            )
+    assert ("sentry-sdk" in pins) is rendered.sentry
+    # One pin per package where no marker tells the pins apart.
+    for name, entries in pins.items():
+        assert len(entries) == 1 or all(marker for _, marker in entries), name
+
+
+def test_lock_is_what_make_install_and_make_lock_use(rendered: Rendered) -> None:
+    makefile = (rendered.path / "Makefile").read_text(encoding="utf-8")
+    install = re.search(r"^\$\(INSTALLED\): (.*)\n\t(.*)$", makefile, re.MULTILINE)
+    assert install is not None
+    assert "requirements.lock" in install[1].split()
+    assert "-c requirements.lock" in install[2]
+    lock = re.search(r"^lock: .*\n\t(.*\\\n)*.*$", makefile, re.MULTILINE)
+    assert lock is not None
+    for option in ("pip compile", "--universal", "--extra dev", "-o requirements.lock"):
+        assert option in lock[0], option
+    header = (rendered.path / "requirements.lock").read_text(encoding="utf-8").splitlines()[:2]
+    assert header[1].strip() == "#    make lock"
+
+
+# --- .pre-commit-config.yaml -----------------------------------------------------------------
+
+
+def test_pre_commit_config_is_valid(rendered: Rendered) -> None:
+    result = subprocess.run(
+        [str(BIN_DIR / "pre-commit"), "validate-config", ".pre-commit-config.yaml"],
+        cwd=rendered.path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pre_commit_runs_ruff_at_the_locked_version_and_the_projects_mypy(
+    rendered: Rendered,
+) -> None:
+    config = yaml.safe_load((rendered.path / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = {hook["id"]: (repo, hook) for repo in config["repos"] for hook in repo["hooks"]}
+    assert {
+        "ruff-check",
+        "ruff-format",
+        "mypy",
+        "end-of-file-fixer",
+        "trailing-whitespace",
+        "check-yaml",
+    } <= set(hooks)
+
+    ruff_repo, ruff_check = hooks["ruff-check"]
+    assert ruff_repo["repo"] == "https://github.com/astral-sh/ruff-pre-commit"
+    assert "--fix" in ruff_check["args"]
+    ((ruff_version, _),) = _lock_pins(rendered.path)["ruff"]
+    assert ruff_repo["rev"] == f"v{ruff_version}"
+
+    mypy_repo, mypy = hooks["mypy"]
+    assert mypy_repo["repo"] == "local"
+    assert mypy["language"] == "system"
+    assert mypy["entry"] == ".venv/bin/mypy"  # what `make install` puts there
+    # mypy checks what [tool.mypy] files names, with the project's plugins, not the staged files.
+    assert mypy["pass_filenames"] is False
+    pyproject = tomllib.loads((rendered.path / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["tool"]["mypy"]["files"]
+    assert "mypy" in {canonicalize_name(r.name) for r in _declared(rendered.path)}
+
+
+# --- Makefile --------------------------------------------------------------------------------
+
+
+def test_make_help_lists_every_documented_target(rendered: Rendered) -> None:
+    makefile = (rendered.path / "Makefile").read_text(encoding="utf-8")
+    documented = re.findall(r"^([a-z-]+):.*## ", makefile, re.MULTILINE)
+    assert {"serve", "lock", "install", "run", "test", "lint"} <= set(documented)
+    result = subprocess.run(
+        ["make", "help"],
+        cwd=rendered.path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    listed = re.findall(r"^  make (\S+) ", result.stdout, re.MULTILINE)
+    assert listed == documented
+
+
+def test_rendered_ecosystem_files_are_in_every_variant(rendered: Rendered) -> None:
+    present = {p.relative_to(rendered.path).as_posix() for p in generated_files(rendered.path)}
+    assert set(ECOSYSTEM_FILES) <= present
+
+
+# --- make serve, for real --------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.slow
+def test_make_serve_migrates_then_serves_with_several_workers(cookies: Any) -> None:
+    result = cookies.bake()
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    port = _free_port()
+    server = subprocess.Popen(
+        ["make", "serve", f"PORT={port}", "WEB_CONCURRENCY=2"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        status = None
+        deadline = time.monotonic() + 300
+        while status is None and time.monotonic() < deadline:
+            assert server.poll() is None, f"make serve exited:\n{server.communicate()[0]}"
+            try:
+                url = f"http://127.0.0.1:{port}/health"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    status = response.status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200
+        # Migrated before the workers started: the schema is there, at the head revision.
+        with sqlite3.connect(project / "app.db") as database:
+            (revision,) = database.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert revision
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        output = server.communicate(timeout=60)[0]
+    assert "Started parent process" in output
+    workers = set(re.findall(r"Started server process \[(\d+)\]", output))
+    assert len(workers) == 2, output[-3000:]
