@@ -131,7 +131,7 @@ def test_github_expressions_survive_and_no_jinja_is_left(rendered: Rendered) -> 
         "${{ env.PYTHON_VERSION }}",
         "${{ matrix.database }}",
         "${{ matrix.test-database-url }}",
-        "${{ hashFiles('pyproject.toml') }}",
+        "${{ hashFiles('pyproject.toml', 'requirements.lock') }}",
         "${{ github.event_name == 'pull_request' }}",
     ):
         assert expression in rendered.text, expression
@@ -206,11 +206,13 @@ def test_installs_are_cached(rendered: Rendered) -> None:
             assert step["with"]["cache"] == "pip", name
             assert step["with"]["cache-dependency-path"] == "pyproject.toml", name
     # `make` installs the packages with uv: its cache is the one that matters.
-    assert "uv pip install" in (rendered.project / "Makefile").read_text(encoding="utf-8")
+    makefile = (rendered.project / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^UV := \$\(BIN\)/uv$", makefile, re.MULTILINE)
+    assert re.search(r"^\t\$\(UV\) pip install .*-c requirements\.lock", makefile, re.MULTILINE)
     for name in ("lint", "test"):
         [cache] = steps_of(rendered.jobs[name], "actions/cache")
         assert cache["with"]["path"] == "~/.cache/uv"
-        assert "${{ hashFiles('pyproject.toml') }}" in cache["with"]["key"]
+        assert "${{ hashFiles('pyproject.toml', 'requirements.lock') }}" in cache["with"]["key"]
 
 
 def _sentry_cli_calls(job: dict[str, Any]) -> list[list[str]]:
