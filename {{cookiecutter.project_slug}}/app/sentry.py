@@ -144,8 +144,10 @@ class SentryRequestContext:
                         await self.app(scope, body.receive if body else receive, send)
                         return
                     with sentry_sdk.start_transaction(transaction):
-                        await self.app(scope, body.receive if body else receive, _recording(send))
-                        transaction.name = _endpoint_name(scope) or transaction.name
+                        try:
+                            await self.app(scope, body.receive if body else receive, _recording(send))
+                        finally:  # a route that raised is named by its endpoint too
+                            transaction.name = _endpoint_name(scope) or transaction.name
                 except Exception as exc:
                     # Reported here, where the request, user and tenant are known; the 500
                     # handler (outside this middleware) gets the same event id.
@@ -334,7 +336,9 @@ _SECRET_PAIR = re.compile(
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
-_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")  # \w: internationalised domains too
+# \w: internationalised domains too. The last label starts with a letter, as every top-level
+# domain does, so a release such as "acme_backend@0.1.0" is not taken for an address.
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_][\w-]*")
 # A card number stands alone: inside a longer token (a UUID, a hex id) a run of digits such as
 # "22962468-1422-4" passes the Luhn check one time in ten, and the id would be garbled.
 _CARD_CANDIDATE = re.compile(

@@ -47,6 +47,8 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
         ("Form(password='a\\'b\"c-tail')", f"Form(password='{FILTERED}')"),
         ('b\'{"password":"x\\"TAIL"}\'', 'b\'{"password":"' + FILTERED + "\"}'"),
         ("chef@café.example signed up", f"{FILTERED} signed up"),
+        ("release acme_backend@0.1.0+4f2a9c1d3e5b", "release acme_backend@0.1.0+4f2a9c1d3e5b"),
+        ("write to ops@mail.example.co.uk today", f"write to {FILTERED} today"),
         (
             "GET /cb?next=%2Fx%3Ftoken%3DSECRET&email=ann%40example.com",
             f"GET /cb?next=/x?token={FILTERED}&email={FILTERED}",

@@ -261,6 +261,20 @@ async def test_traces_follow_the_sampling_table(
     assert transaction["contexts"]["trace"]["status"] == "unauthenticated"
 
 
+async def test_a_failing_request_is_traced_under_its_endpoint(
+    settings: Settings, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    app = failing_app(
+        sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_traces_sample_rate=1.0)
+    )
+    async with running(app) as http:
+        assert (await http.get("/test/boom", headers=owner.headers)).status_code == 500
+        settle(receiver)
+    [transaction] = receiver.transactions
+    assert transaction["transaction"] == "tests.sentry_helpers.failing_app.<locals>.boom"
+    assert transaction["contexts"]["trace"]["status"] == "internal_error"
+
+
 async def test_a_domain_error_is_grouped_by_its_fingerprint(
     reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
 ) -> None:
