@@ -139,13 +139,14 @@ class SentryRequestContext:
                 isolation.clear_breadcrumbs()  # this request's own, not start-up's or others'
                 isolation.add_event_processor(_request_processor(scope, body))
                 transaction = _sampled_transaction(scope)
+                receive = body.receive if body else receive
                 try:
                     if transaction is None:
-                        await self.app(scope, body.receive if body else receive, send)
+                        await self.app(scope, receive, send)
                         return
                     with sentry_sdk.start_transaction(transaction):
                         try:
-                            await self.app(scope, body.receive if body else receive, _recording(send))
+                            await self.app(scope, receive, _recording(send))
                         finally:  # a route that raised is named by its endpoint too
                             transaction.name = _endpoint_name(scope) or transaction.name
                 except Exception as exc:
