@@ -31,17 +31,23 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.engine import Engine
+
 from app import __version__
 from app.core.config import Settings, SettingsError, load_settings
 
 try:
     import sentry_sdk
     from sentry_sdk.envelope import Envelope
+    from sentry_sdk.integrations.asyncpg import AsyncPGIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
     from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
     from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
+    from sentry_sdk.tracing import Span
+    from sentry_sdk.tracing_utils import record_sql_queries
     from sentry_sdk.transport import Transport
     from sentry_sdk.utils import BadDsn, Dsn
 except ImportError:  # the dependency was removed: the app runs without error tracking
@@ -81,8 +87,8 @@ TRACE_RULES: tuple[TraceRule, ...] = (
     TraceRule(re.compile(r"/api/v1/tenants"), 1.0, "critical: every sign-up"),
 )
 
-# True while a quiet request is served (set by SentryRequestContext, reset when it ends).
-_in_quiet_request: ContextVar[bool] = ContextVar("in_quiet_request", default=False)
+# The ASGI scope of the quiet request being served, if any (set by SentryRequestContext).
+_quiet_request: ContextVar[dict[str, Any] | None] = ContextVar("quiet_request", default=None)
 
 
 def trace_rate(path: str, default_rate: float) -> float:
@@ -105,7 +111,7 @@ def _traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
 
 
 def _before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
-    if _in_quiet_request.get() or crumb.get("category") == "uvicorn.access":
+    if _quiet_request.get() is not None or crumb.get("category") == "uvicorn.access":
         # Access-log lines only repeat the event's own request, raw: client address and
         # undecoded query string included.
         return None
@@ -123,7 +129,8 @@ class SentryRequestContext:
     anything goes wrong (docs/adr/0003-sentry-performance.md). Per request it only forks the
     isolation scope (so user, tags and breadcrumbs belong to this request alone) and registers
     one event processor; the request's data is read only when an event is actually sent, and
-    a transaction is started only for the sampled share of requests."""
+    a transaction is started only for the sampled share of requests. Probes (QUIET_PATHS) get
+    none of that: they are the most frequent requests and must cost nothing."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -131,31 +138,103 @@ class SentryRequestContext:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not _state.enabled:
             await self.app(scope, receive, send)
-            return
+        elif scope["path"] in QUIET_PATHS:
+            await self._serve_quietly(scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = _BodyTap(receive) if scope["method"] in _METHODS_WITH_BODIES else None
-        quiet = _in_quiet_request.set(scope["path"] in QUIET_PATHS)
+        with sentry_sdk.isolation_scope() as isolation:
+            isolation.clear_breadcrumbs()  # this request's own, not start-up's or others'
+            isolation.add_event_processor(_request_processor(scope, body))
+            transaction = _sampled_transaction(scope)
+            receive = body.receive if body else receive
+            try:
+                if transaction is None:
+                    await self.app(scope, receive, send)
+                    return
+                with sentry_sdk.start_transaction(transaction):
+                    try:
+                        await self.app(scope, receive, _recording(send))
+                    finally:  # a route that raised is named by its endpoint too
+                        transaction.name = _endpoint_name(scope) or transaction.name
+            except Exception as exc:
+                # Reported here, where the request, user and tenant are known; the 500
+                # handler (outside this middleware) gets the same event id.
+                capture_exception(exc)
+                raise
+
+    async def _serve_quietly(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """No scope of its own, no breadcrumbs, no transaction: an event from a probe (its
+        failure, an ERROR log) gets the request and an empty trail in _before_send."""
+        quiet = _quiet_request.set(scope)
         try:
-            with sentry_sdk.isolation_scope() as isolation:
-                isolation.clear_breadcrumbs()  # this request's own, not start-up's or others'
-                isolation.add_event_processor(_request_processor(scope, body))
-                transaction = _sampled_transaction(scope)
-                receive = body.receive if body else receive
-                try:
-                    if transaction is None:
-                        await self.app(scope, receive, send)
-                        return
-                    with sentry_sdk.start_transaction(transaction):
-                        try:
-                            await self.app(scope, receive, _recording(send))
-                        finally:  # a route that raised is named by its endpoint too
-                            transaction.name = _endpoint_name(scope) or transaction.name
-                except Exception as exc:
-                    # Reported here, where the request, user and tenant are known; the 500
-                    # handler (outside this middleware) gets the same event id.
-                    capture_exception(exc)
-                    raise
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            capture_exception(exc)
+            raise
         finally:
-            _in_quiet_request.reset(quiet)
+            _quiet_request.reset(quiet)
+
+
+class _QueryRecorder:
+    """SQL breadcrumbs and spans, in place of the SDK's SQLAlchemy integration, which opens a
+    span (ids, timestamps, connection data) for every query even when no transaction is
+    sampled, only to throw it away. Here an unsampled request gets the breadcrumb alone, a
+    sampled one the SDK's own span, and a probe nothing (docs/adr/0003-sentry-performance.md)."""
+
+    _CONTEXT_KEY = "_sentry_query"
+
+    @classmethod
+    def listen(cls) -> None:
+        if not sqlalchemy_event.contains(Engine, "before_cursor_execute", cls.before):
+            sqlalchemy_event.listen(Engine, "before_cursor_execute", cls.before)
+            sqlalchemy_event.listen(Engine, "after_cursor_execute", cls.after)
+            sqlalchemy_event.listen(Engine, "handle_error", cls.failed)
+
+    @classmethod
+    def before(
+        cls, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if not _state.enabled or _quiet_request.get() is not None:
+            return
+        if sentry_sdk.get_current_span() is None:
+            # The statement only, as the SDK records it: its parameters are never sent.
+            data = {"db.executemany": True} if many else {}
+            sentry_sdk.add_breadcrumb(message=statement, category="query", data=data)
+            return
+        # Inside a sampled transaction: the SDK's span, which adds the breadcrumb too.
+        recorder = record_sql_queries(
+            cursor, statement, None, None, many, span_origin="auto.db.sqlalchemy"
+        )
+        span = recorder.__enter__()
+        if isinstance(span, Span):  # not the experimental streamed spans, which we leave off
+            span.set_data("db.system", conn.dialect.name)
+            if database := conn.engine.url.database:
+                span.set_data("db.name", database)
+        setattr(context, cls._CONTEXT_KEY, (recorder, span))
+
+    @classmethod
+    def after(
+        cls, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        cls._finish(context, failed=False)
+
+    @classmethod
+    def failed(cls, exception_context: Any) -> None:
+        cls._finish(exception_context.execution_context, failed=True)
+
+    @classmethod
+    def _finish(cls, context: Any, failed: bool) -> None:
+        recording = getattr(context, cls._CONTEXT_KEY, None) if context is not None else None
+        if recording is None:
+            return
+        setattr(context, cls._CONTEXT_KEY, None)
+        recorder, span = recording
+        if failed:
+            span.set_status("internal_error")
+        recorder.__exit__(None, None, None)
 
 
 _METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH"})
@@ -492,6 +571,10 @@ def _scrubbed_or_dropped(event: Event) -> Event | None:
 
 
 def _before_send(event: Event, hint: dict[str, Any]) -> Event | None:
+    if (probe := _quiet_request.get()) is not None:
+        # Runs in the probe's own context: its request, and none of the process's trail.
+        event["breadcrumbs"] = {"values": []}
+        event = _request_processor(probe, None)(event, hint)
     exc_info = hint.get("exc_info")
     grouping = getattr(exc_info[1], "sentry_fingerprint", None) if exc_info else None
     if grouping and "fingerprint" not in event:
@@ -624,12 +707,14 @@ def _options(settings: Settings) -> dict[str, Any]:
         "debug": settings.sentry_debug,
         # send_default_pii is left unset, which means off (2.75 warns when it is set): no
         # client IP, cookies or Authorization/Cookie headers are attached.
-        "integrations": [
+        "integrations": [LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
+        # SentryRequestContext and _QueryRecorder do their work, at a fraction of the cost.
+        "disabled_integrations": [
+            StarletteIntegration(),
+            FastApiIntegration(),
             SqlalchemyIntegration(),
-            LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+            AsyncPGIntegration(),  # every query is recorded once, through SQLAlchemy
         ],
-        # SentryRequestContext does their work, at a fraction of the cost.
-        "disabled_integrations": [StarletteIntegration(), FastApiIntegration()],
         "event_scrubber": EventScrubber(denylist=denylist, recursive=True),
         # No frame locals: they hold raw request bodies, ASGI scopes and partials whose reprs
         # carry passwords in no recognisable shape. Stack traces and source lines stay.
@@ -682,6 +767,7 @@ def init_sentry(settings: Settings) -> bool:
             # address and raw query string included); ignored before any record is built.
             ignore_logger("uvicorn.access")
             sentry_sdk.init(**options)  # raises BadDsn for a DSN it cannot parse
+            _QueryRecorder.listen()
         except BadDsn:
             reason = "SENTRY_DSN is not a valid DSN (https://PUBLIC_KEY@HOST/PROJECT_ID)"
         except Exception as exc:  # fail-open: a broken SDK must not stop the app

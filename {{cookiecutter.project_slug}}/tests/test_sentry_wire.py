@@ -239,6 +239,7 @@ async def test_probe_traffic_sends_no_transaction_and_no_breadcrumb(
         lambda e: (e.get("logentry") or {}).get("message") == "metrics export failed"
     )
     assert event["breadcrumbs"]["values"] == []
+    assert event["request"]["url"] == "http://testserver/metrics"  # a probe's event says so
     names = [transaction["transaction"] for transaction in receiver.transactions]
     assert names == ["app.api.routes.items.list_items"]
 
@@ -268,11 +269,36 @@ async def test_a_failing_request_is_traced_under_its_endpoint(
         sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_traces_sample_rate=1.0)
     )
     async with running(app) as http:
-        assert (await http.get("/test/boom", headers=owner.headers)).status_code == 500
+        answer = await http.get("/test/boom", headers=owner.headers)
+        assert answer.status_code == 500
         settle(receiver)
     [transaction] = receiver.transactions
     assert transaction["transaction"] == "tests.sentry_helpers.failing_app.<locals>.boom"
     assert transaction["contexts"]["trace"]["status"] == "internal_error"
+    # The signed-in user was looked up: one SQL span, with the database named.
+    [query] = [span for span in transaction["spans"] if span["op"] == "db"]
+    assert query["description"].startswith("SELECT users.")
+    assert query["data"]["db.system"] == settings.database_url.split("+")[0].split(":")[0]
+    assert query["origin"] == "auto.db.sqlalchemy"
+    # The error event carries the same query as a breadcrumb, and nothing from before.
+    event = receiver.wait_for_event(lambda e: e["event_id"] == answer.json()["event_id"])
+    crumbs = event["breadcrumbs"]["values"]
+    assert [crumb["category"] for crumb in crumbs] == ["query"]
+    assert crumbs[0]["message"] == query["description"]
+
+
+async def test_an_untraced_request_records_its_queries_as_breadcrumbs_only(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    answer = await reporting.get("/test/boom", headers=owner.headers)
+    event = receiver.wait_for_event(lambda e: e["event_id"] == answer.json()["event_id"])
+    [crumb] = event["breadcrumbs"]["values"]
+    assert crumb["category"] == "query"
+    assert crumb["message"].startswith("SELECT users.")
+    assert str(owner.user_id) not in str(crumb)  # the statement, never its parameters
+    settle(receiver)
+    traced = [transaction["transaction"] for transaction in receiver.transactions]
+    assert not [name for name in traced if name.endswith(".boom")]  # sign-up's and login's only
 
 
 async def test_a_domain_error_is_grouped_by_its_fingerprint(
