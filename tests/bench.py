@@ -2,13 +2,15 @@
 
 Renders the "no" and "yes" variants, installs each in its own venv, seeds the same data, and
 runs each under uvicorn as the generated README runs it in production, with one worker pinned
-to core 0 while wrk (Debian's package, installed when missing) runs on core 1. The variants
-take turns within every repetition (the order alternates), so drift hits both; the figures are
-medians over the repetitions and the ratios compare medians of the same run. The "yes" app
-sends to the project's own loopback receiver, in a separate process. It prints figures; it
-asserts nothing about time.
+to core 0 while wrk (Debian's package, installed when missing) runs on core 1. All four setups
+("no", "yes", "yes" with its receiver down, "yes" with a black-hole receiver) are up at once,
+idle but for the one being measured, and take turns route by route: in every round each setup
+serves the route for a few seconds, the order alternating. This machine's throughput drifts by
+15 % within seconds, so each ratio is taken within a round, between neighbours in time, and the
+median over the rounds is reported. The "yes" app sends to the project's own loopback receiver,
+in a separate process. It prints figures; it asserts nothing about time.
 
-    .venv/bin/python -m tests.bench [--repetitions 3] [--seconds 5]
+    .venv/bin/python -m tests.bench [--rounds 10] [--seconds 2]
 """
 
 import argparse
@@ -37,6 +39,9 @@ SERVER_CORE, LOAD_CORE = "0", "1"
 CONNECTIONS = 16
 ITEMS = 20
 ROUTES = {"health": "/health", "items": "/api/v1/items?limit=20", "error": "/api/v1/probe/error"}
+SETUPS = ("no", "yes", "yes, receiver down", "yes, black-hole receiver")
+QUIET_ROUTES = ("health", "items")  # what the receiver-down and black-hole setups are measured on
+STORM_ROUNDS = 3
 
 
 # -- the projects --------------------------------------------------------------------------------
@@ -192,7 +197,7 @@ def server(project: Project, **env: str) -> Iterator["Server"]:
         "ERROR_PROBE": "true",
     }
     # The log goes to a file: a pipe nobody reads fills up with tracebacks and blocks the server.
-    log = project.path / "bench-server.log"
+    log = project.path / f"bench-server-{port}.log"  # several servers of one project at once
     with log.open("w") as log_file:
         process = subprocess.Popen(
             command,
@@ -202,7 +207,7 @@ def server(project: Project, **env: str) -> Iterator["Server"]:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        handle = Server(project, f"http://127.0.0.1:{port}", process)
+        handle = Server(project, f"http://127.0.0.1:{port}", process, log)
         try:
             handle.wait_until_up()
             yield handle
@@ -216,14 +221,14 @@ class Server:
     project: Project
     url: str
     process: subprocess.Popen[str]
+    log: Path
     token: str = ""
 
     def wait_until_up(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.project.path / "bench-server.log").read_text()
-                raise SystemExit(f"the server exited:\n{log}")
+                raise SystemExit(f"the server exited:\n{self.log.read_text()}")
             with contextlib.suppress(OSError):
                 if self.call("/health")[0] == 200:
                     return
@@ -332,21 +337,31 @@ class Results:
     def median(self, setup: str, route: str, attribute: str) -> float:
         return statistics.median(getattr(load, attribute) for load in self.loads[(setup, route)])
 
+    def ratio(self, setup: str, route: str, attribute: str) -> float:
+        """The median over the rounds of this setup's figure over "no"'s in the same round."""
+        pairs = zip(self.loads[(setup, route)], self.loads[("no", route)], strict=True)
+        return statistics.median(
+            getattr(this, attribute) / getattr(no, attribute) for this, no in pairs
+        )
 
-def measure_routes(
-    results: Results, setup: str, running: Server, seconds: float, routes: list[str]
+
+def measure_route(
+    results: Results, servers: dict[str, "Server"], route: str, rounds: int, seconds: float
 ) -> int:
-    """Each route in turn; returns how many requests failed on purpose (the error route)."""
-    start, failing = running.rss_kib(), 0
-    for route in routes:
-        warm_up = wrk(running.url + ROUTES[route], running.token, 1)
-        load = wrk(running.url + ROUTES[route], running.token, seconds)
-        expected = load.requests if route == "error" else 0
-        assert load.non_2xx == expected, f"{setup} {route}: {load.non_2xx} non-2xx answers"
-        results.add(setup, route, load)
-        if route == "error":
-            failing += warm_up.requests + load.requests
-    results.memory.setdefault(setup, []).append((start, running.rss_kib()))
+    """Every setup in turn, round after round; returns how many requests failed on purpose
+    on the "yes" server (the error route), whose events the receiver counts."""
+    setups = [setup for setup in servers if route in QUIET_ROUTES or setup in ("no", "yes")]
+    failing = 0
+    for setup in setups:  # warm-up
+        load = wrk(servers[setup].url + ROUTES[route], servers[setup].token, 1)
+        failing += load.requests if setup == "yes" and route == "error" else 0
+    for number in range(rounds):
+        for setup in setups if number % 2 == 0 else setups[::-1]:
+            load = wrk(servers[setup].url + ROUTES[route], servers[setup].token, seconds)
+            expected = load.requests if route == "error" else 0
+            assert load.non_2xx == expected, f"{setup} {route}: {load.non_2xx} non-2xx answers"
+            results.add(setup, route, load)
+            failing += load.requests if setup == "yes" and route == "error" else 0
     return failing
 
 
@@ -376,38 +391,37 @@ def measure_storm(results: Results, setup: str, running: Server, seconds: float)
     return failing
 
 
-def run(repetitions: int, seconds: float) -> Results:
+def run(rounds: int, seconds: float) -> Results:
     ensure_tools()
     print("rendering and installing both variants ...", flush=True)
     projects = {variant: render(variant) for variant in ("no", "yes")}
     results = Results()
-    for repetition in range(repetitions):
-        order = ["no", "yes"] if repetition % 2 == 0 else ["yes", "no"]
-        print(f"repetition {repetition + 1}/{repetitions}: {' then '.join(order)}", flush=True)
-        for variant in order:
-            if variant == "no":
-                with server(projects["no"]) as running:
-                    running.sign_in()
-                    measure_routes(results, "no", running, seconds, list(ROUTES))
-                    measure_storm(results, "no", running, seconds)
-            else:
-                measure_yes(results, projects["yes"], seconds)
+    failing = 0
+    with contextlib.ExitStack() as stack:
+        up = stack.enter_context(receiver(projects["yes"]))
+        dsns = {
+            "yes": up.dsn,
+            "yes, receiver down": f"http://key@127.0.0.1:{free_port()}/1",  # nothing listens
+            "yes, black-hole receiver": stack.enter_context(black_hole()),
+        }
+        servers = {"no": stack.enter_context(server(projects["no"]))}
+        for setup, dsn in dsns.items():
+            servers[setup] = stack.enter_context(server(projects["yes"], SENTRY_DSN=dsn))
+        for running in servers.values():
+            running.sign_in()
+        memory_at_start = {setup: running.rss_kib() for setup, running in servers.items()}
+        for route in ROUTES:
+            print(f"{route}: {rounds} rounds", flush=True)
+            failing += measure_route(results, servers, route, rounds, seconds)
+        print(f"error storms: {STORM_ROUNDS} rounds", flush=True)
+        for number in range(STORM_ROUNDS):
+            for setup in ("no", "yes") if number % 2 == 0 else ("yes", "no"):
+                flooded = measure_storm(results, setup, servers[setup], seconds)
+                failing += flooded if setup == "yes" else 0
+        for setup, running in servers.items():
+            results.memory[setup] = [(memory_at_start[setup], running.rss_kib())]
+    results.delivered.append((failing, up.events))  # the receiver has stopped and counted
     return results
-
-
-def measure_yes(results: Results, project: Project, seconds: float) -> None:
-    with receiver(project) as up, server(project, SENTRY_DSN=up.dsn) as running:
-        running.sign_in()
-        failing = measure_routes(results, "yes", running, seconds, list(ROUTES))
-        failing += measure_storm(results, "yes", running, seconds)
-    results.delivered.append((failing, up.events))
-    quiet = ["health", "items"]
-    with server(project, SENTRY_DSN=f"http://key@127.0.0.1:{free_port()}/1") as running:
-        running.sign_in()
-        measure_routes(results, "yes, receiver down", running, seconds, quiet)
-    with black_hole() as dsn, server(project, SENTRY_DSN=dsn) as running:
-        running.sign_in()
-        measure_routes(results, "yes, black-hole receiver", running, seconds, quiet)
 
 
 # -- micro-benchmarks: the scrubbing callbacks, start-up ----------------------------------------
@@ -491,10 +505,11 @@ def micro_benchmarks(projects: dict[str, Project], repetitions: int) -> list[str
 # -- the report ----------------------------------------------------------------------------------
 
 
-def report(results: Results, repetitions: int, seconds: float) -> str:
+def report(results: Results, rounds: int, seconds: float) -> str:
     lines = [
-        f"{repetitions} interleaved repetitions, {seconds:g} s per route, {CONNECTIONS} "
-        'connections; medians. Ratios: this setup over "no" in the same run.',
+        f"{rounds} rounds per route, {seconds:g} s per setup and round, {CONNECTIONS} "
+        "connections. req/s, p50 and p99: medians over the rounds. Ratios: medians over the "
+        "rounds of this setup's figure over \"no\"'s in the same round.",
         "",
         "| setup | route | req/s | p50 ms | p99 ms | req/s ratio | p99 ratio |",
         "|---|---|---|---|---|---|---|",
@@ -503,8 +518,8 @@ def report(results: Results, repetitions: int, seconds: float) -> str:
         rps = results.median(setup, route, "requests_per_second")
         p99 = results.median(setup, route, "p99_ms")
         p50 = results.median(setup, route, "p50_ms")
-        rps_ratio = rps / results.median("no", route, "requests_per_second")
-        p99_ratio = p99 / results.median("no", route, "p99_ms")
+        rps_ratio = results.ratio(setup, route, "requests_per_second")
+        p99_ratio = results.ratio(setup, route, "p99_ms")
         lines.append(
             f"| {setup} | `{ROUTES[route]}` | {rps:.0f} | {p50:.2f} | {p99:.2f} "
             f"| {rps_ratio:.2f} | {p99_ratio:.2f} |"
@@ -532,16 +547,16 @@ def report(results: Results, repetitions: int, seconds: float) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench")
-    parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=2)
     args = parser.parse_args(argv)
-    results = run(args.repetitions, args.seconds)
-    text = report(results, args.repetitions, args.seconds)
+    results = run(args.rounds, args.seconds)
+    text = report(results, args.rounds, args.seconds)
     projects = {
         v: Project(v, BUILD_DIR / v / "acme_backend", BUILD_DIR / v / "acme_backend" / "bench.db")
         for v in ("no", "yes")
     }
-    text += "\n" + "\n".join(micro_benchmarks(projects, args.repetitions))
+    text += "\n" + "\n".join(micro_benchmarks(projects, repetitions=3))
     (BUILD_DIR / "results.md").write_text(text + "\n")
     print(text)
     return 0

@@ -98,14 +98,22 @@ def trace_rate(path: str, default_rate: float) -> float:
     return default_rate
 
 
+def sample_rate(path: str, default_rate: float, parent_sampled: Callable[[], bool | None]) -> float:
+    """The table's rate, except that between 0 and 1 the caller's decision wins, so that a
+    distributed trace stays whole. `parent_sampled` is asked only then: reading it means
+    scanning the request headers, which most requests (probes, rate 0 or 1) never need."""
+    rate = trace_rate(path, default_rate)
+    if 0 < rate < 1 and (parent := parent_sampled()) is not None:
+        return 1.0 if parent else 0.0
+    return rate
+
+
 def _traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
+    """The SDK's hook, for transactions started outside SentryRequestContext."""
+
     def sampler(context: dict[str, Any]) -> float:
         path = str((context.get("asgi_scope") or {}).get("path", ""))
-        rate = trace_rate(path, default_rate)
-        parent_sampled = context.get("parent_sampled")
-        if rate not in (0.0, 1.0) and parent_sampled is not None:
-            return 1.0 if parent_sampled else 0.0  # keep a distributed trace whole
-        return rate
+        return sample_rate(path, default_rate, lambda: context.get("parent_sampled"))
 
     return sampler
 
@@ -276,15 +284,9 @@ class _BodyTap:
 def _sampled_transaction(scope: dict[str, Any]) -> Any:
     """A transaction for the share of requests the TRACE_RULES table samples, else None:
     deciding first spares unsampled requests the cost of an unsampled transaction."""
-    rate = trace_rate(scope["path"], _state.traces_sample_rate)
-    if rate <= 0:
+    rate = sample_rate(scope["path"], _state.traces_sample_rate, lambda: _caller_sampled(scope))
+    if rate <= 0 or random.random() >= rate:  # noqa: S311 - sampling, not cryptography
         return None
-    if rate < 1:
-        parent = _incoming_sampling_flag(scope)
-        if parent is not None:
-            rate = parent  # keep a distributed trace whole
-        if random.random() >= rate:  # noqa: S311 - sampling, not cryptography
-            return None
     transaction = sentry_sdk.continue_trace(
         _header_dict(scope),
         op="http.server",
@@ -296,12 +298,12 @@ def _sampled_transaction(scope: dict[str, Any]) -> Any:
     return transaction
 
 
-def _incoming_sampling_flag(scope: dict[str, Any]) -> float | None:
+def _caller_sampled(scope: dict[str, Any]) -> bool | None:
     """The caller's decision, from `sentry-trace: <trace>-<span>-<1|0>`, if it made one."""
     for name, value in scope["headers"]:
         if name == b"sentry-trace":
             flag = value.rpartition(b"-")[2]
-            return 1.0 if flag == b"1" else 0.0 if flag == b"0" else None
+            return True if flag == b"1" else False if flag == b"0" else None
     return None
 
 
@@ -630,20 +632,19 @@ class RepeatBudget:
     def last_event_if_over_budget(self, kind: Hashable, now: float | None = None) -> str | None:
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, at, last = self._buckets.get(kind, (self.burst, now, None))
+            # Popped and put back, so the dict runs from the least recently seen kind.
+            tokens, at, last = self._buckets.pop(kind, (self.burst, now, None))
             tokens = min(self.burst, tokens + (now - at) * self.refill_per_second)
-            if tokens >= 1 or last is None:
-                self._buckets[kind] = (tokens - 1, now, last)
-                return None
-            self._buckets[kind] = (tokens, now, last)
-            return last
+            spend = tokens >= 1 or last is None
+            self._buckets[kind] = (tokens - 1 if spend else tokens, now, last)
+            if len(self._buckets) > self.kinds:  # many kinds at once: forget the stalest
+                del self._buckets[next(iter(self._buckets))]
+            return None if spend else last
 
     def sent(self, kind: Hashable, event_id: str | None) -> None:
         with self._lock:
-            if len(self._buckets) > self.kinds:  # many kinds at once: forget the oldest
-                del self._buckets[next(iter(self._buckets))]
-            tokens, at, _ = self._buckets.get(kind, (self.burst - 1, time.monotonic(), None))
-            self._buckets[kind] = (tokens, at, event_id)
+            if (bucket := self._buckets.get(kind)) is not None:
+                self._buckets[kind] = (*bucket[:2], event_id)
 
 
 @dataclass

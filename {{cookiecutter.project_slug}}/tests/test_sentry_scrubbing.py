@@ -290,3 +290,15 @@ def test_a_repeated_error_spends_its_budget_then_answers_with_the_last_event() -
     assert budget.last_event_if_over_budget(kind, now=100.0) == "event-2"
     assert budget.last_event_if_over_budget(("Other", "", "app.py", 2), now=100.0) is None
     assert budget.last_event_if_over_budget(kind, now=101.0) is None  # one a second comes back
+
+
+def test_the_repeat_budget_forgets_the_least_recently_seen_kind_first() -> None:
+    budget = sentry.RepeatBudget(burst=1, per_minute=0, kinds=2)
+    storm, quiet, newcomer = ("Storm", "", "a.py", 1), ("Quiet", "", "b.py", 2), ("New", "", "c", 3)
+    for kind in (storm, quiet):
+        assert budget.last_event_if_over_budget(kind, now=0.0) is None
+        budget.sent(kind, f"{kind[0]}-1")
+    assert budget.last_event_if_over_budget(storm, now=1.0) == "Storm-1"  # seen again
+    assert budget.last_event_if_over_budget(newcomer, now=2.0) is None  # one kind too many
+    assert budget.last_event_if_over_budget(storm, now=3.0) == "Storm-1"  # still limited
+    assert budget.last_event_if_over_budget(quiet, now=4.0) is None  # forgotten: a fresh budget
