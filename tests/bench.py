@@ -2,10 +2,11 @@
 
 Renders the "no" and "yes" variants, installs each in its own venv, seeds the same data, and
 runs each under uvicorn as the generated README runs it in production, with one worker pinned
-to core 0 while wrk (Debian's package, installed when missing) runs on core 1. All four setups
-("no", "yes", "yes" with its receiver down, "yes" with a black-hole receiver) are up at once,
-idle but for the one being measured, and take turns route by route: in every round each setup
-serves the route for a few seconds, the order alternating. This machine's throughput drifts by
+to core 0 while wrk (Debian's package, installed when missing) runs on core 1. All five setups
+("no", "yes", "yes" with its receiver down, with a black-hole receiver, and with 10 % of
+requests traced instead of the default 5 %) are up at once, idle but for the one being
+measured, and take turns route by route: in every round each setup serves the route for a few
+seconds, the order alternating. This machine's throughput drifts by
 15 % within seconds, so each ratio is taken within a round, between neighbours in time, and the
 median over the rounds is reported. The "yes" app sends to the project's own loopback receiver,
 in a separate process. It prints figures; it asserts nothing about time.
@@ -39,7 +40,6 @@ SERVER_CORE, LOAD_CORE = "0", "1"
 CONNECTIONS = 16
 ITEMS = 20
 ROUTES = {"health": "/health", "items": "/api/v1/items?limit=20", "error": "/api/v1/probe/error"}
-SETUPS = ("no", "yes", "yes, receiver down", "yes, black-hole receiver")
 QUIET_ROUTES = ("health", "items")  # what the receiver-down and black-hole setups are measured on
 STORM_ROUNDS = 3
 
@@ -407,6 +407,10 @@ def run(rounds: int, seconds: float) -> Results:
         servers = {"no": stack.enter_context(server(projects["no"]))}
         for setup, dsn in dsns.items():
             servers[setup] = stack.enter_context(server(projects["yes"], SENTRY_DSN=dsn))
+        # The default rate before issue 5, for comparison: 10 % of requests traced.
+        servers["yes, traces 10 %"] = stack.enter_context(
+            server(projects["yes"], SENTRY_DSN=up.dsn, SENTRY_TRACES_SAMPLE_RATE="0.1")
+        )
         for running in servers.values():
             running.sign_in()
         memory_at_start = {setup: running.rss_kib() for setup, running in servers.items()}
