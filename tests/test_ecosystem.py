@@ -470,18 +470,24 @@ def test_lock_is_what_make_install_and_make_lock_use(rendered: Rendered) -> None
     assert header[1].strip() == "#    make lock"
 
 
-# --- .pre-commit-config.yaml -----------------------------------------------------------------
-
-
-def test_pre_commit_config_is_valid(rendered: Rendered) -> None:
-    result = subprocess.run(
-        [str(BIN_DIR / "pre-commit"), "validate-config", ".pre-commit-config.yaml"],
-        cwd=rendered.path,
+def _run_in(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
+        cwd=directory,
         env=clean_env(),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+    )
+
+
+# --- .pre-commit-config.yaml -----------------------------------------------------------------
+
+
+def test_pre_commit_config_is_valid(rendered: Rendered) -> None:
+    result = _run_in(
+        rendered.path, str(BIN_DIR / "pre-commit"), "validate-config", ".pre-commit-config.yaml"
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -524,15 +530,7 @@ def test_make_help_lists_every_documented_target(rendered: Rendered) -> None:
     makefile = (rendered.path / "Makefile").read_text(encoding="utf-8")
     documented = re.findall(r"^([a-z-]+):.*## ", makefile, re.MULTILINE)
     assert {"serve", "lock", "install", "run", "test", "lint"} <= set(documented)
-    result = subprocess.run(
-        ["make", "help"],
-        cwd=rendered.path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_in(rendered.path, "make", "help")
     assert result.returncode == 0, result.stderr
     listed = re.findall(r"^  make (\S+) ", result.stdout, re.MULTILINE)
     assert listed == documented

@@ -44,6 +44,14 @@ def reporting_app(settings: Settings, receiver: EnvelopeReceiver) -> FastAPI:
 
 
 @pytest.fixture
+def tracing_app(settings: Settings, receiver: EnvelopeReceiver) -> FastAPI:
+    """Every request traced, probes and the sampling table's zeros aside."""
+    return failing_app(
+        sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_traces_sample_rate=1.0)
+    )
+
+
+@pytest.fixture
 async def reporting(reporting_app: FastAPI) -> AsyncIterator[AsyncClient]:
     """A client of an app that reports to the receiver (Sentry on for this test only)."""
     async with running(reporting_app, client_address=(CLIENT_IP, 4321)) as http:
@@ -220,12 +228,9 @@ async def test_concurrent_requests_of_two_tenants_keep_their_own_context(
 
 
 async def test_probe_traffic_sends_no_transaction_and_no_breadcrumb(
-    settings: Settings, receiver: EnvelopeReceiver, owner: Account
+    tracing_app: FastAPI, receiver: EnvelopeReceiver, owner: Account
 ) -> None:
-    app = failing_app(
-        sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_traces_sample_rate=1.0)
-    )
-    async with running(app) as http:
+    async with running(tracing_app) as http:
         for _ in range(10):
             assert (await http.get("/health")).status_code == 200
             assert (await http.head("/health")).status_code == 200
@@ -263,12 +268,9 @@ async def test_traces_follow_the_sampling_table(
 
 
 async def test_a_failing_request_is_traced_under_its_endpoint(
-    settings: Settings, receiver: EnvelopeReceiver, owner: Account
+    settings: Settings, tracing_app: FastAPI, receiver: EnvelopeReceiver, owner: Account
 ) -> None:
-    app = failing_app(
-        sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_traces_sample_rate=1.0)
-    )
-    async with running(app) as http:
+    async with running(tracing_app) as http:
         answer = await http.get("/test/boom", headers=owner.headers)
         assert answer.status_code == 500
         settle(receiver)
