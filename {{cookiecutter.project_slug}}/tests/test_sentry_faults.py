@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any, Self
 
 import pytest
+import sentry_sdk
 from httpx import AsyncClient
 
 from app import sentry
@@ -60,6 +61,8 @@ RETRY_AFTER = 1  # seconds; short, so the matrix waits out a real back-off in ab
 SLOW_ANSWER = 0.5  # seconds per envelope: a few queued ones outlast the shutdown timeout
 # The receiver stamps its 429 just before the SDK reads it and starts its back-off clock.
 BACKOFF_SLACK = 0.25
+# Refused or unreachable, the burst's envelopes go in well under a second; this is a ceiling.
+QUEUE_DRAIN_TIMEOUT = 10.0
 
 # Failing requests after the receiver is back (odd: /test/maybe/{n} raises BoomError), and
 # while the app stops during a second outage. Distinct from the burst's, to tell them apart.
@@ -244,6 +247,10 @@ async def _through_an_outage(
 
         async def work(http: AsyncClient) -> None:
             burst_ids = await serve_burst(http, owner, sentry_on=True)
+            if case.fate is not Fate.DELIVERED:
+                # The worker finishes with the burst while the fault lasts: on a busy machine
+                # it could still be sending when the receiver came back, and deliver the tail.
+                await asyncio.to_thread(sentry_sdk.flush, timeout=QUEUE_DRAIN_TIMEOUT)
             outage.end()
             await _new_events_arrive(http, owner, outage.receiver)
             # The events arrived in order from one queue: the burst's fate is settled.
