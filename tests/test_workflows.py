@@ -153,7 +153,7 @@ def test_github_expressions_survive_and_no_jinja_is_left(rendered: Rendered) -> 
         "defaults",
         "jobs",
     }
-    assert set(rendered.workflow["on"]) == {"push", "pull_request"}
+    assert set(rendered.workflow["on"]) == {"push", "pull_request", "schedule", "workflow_dispatch"}
 
 
 def test_lint_job_runs_make_lint(rendered: Rendered) -> None:
@@ -176,7 +176,13 @@ def test_test_job_runs_the_readme_command_on_sqlite_and_on_postgresql(rendered: 
 
     job = rendered.jobs["test"]
     [step] = [step for step in job["steps"] if "run" in step]
-    assert step["run"].strip() == command
+    # Pushes and pull requests run the README's command; the weekly run its long profile.
+    assert command == "make test"
+    assert "make test-long" in rendered.readme
+    by_hand = "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'"
+    assert step["run"].strip() == f"make ${{{{ ({by_hand}) && 'test-long' || 'test' }}}}"
+    [schedule] = rendered.workflow["on"]["schedule"]
+    assert re.fullmatch(r"\d+ \d+ \* \* [0-6]", schedule["cron"]), schedule  # weekly
     assert step["env"] == {"TEST_DATABASE_URL": "${{ matrix.test-database-url }}"}
     legs = {
         leg["database"]: leg["test-database-url"] for leg in job["strategy"]["matrix"]["include"]

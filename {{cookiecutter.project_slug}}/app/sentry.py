@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import Engine
@@ -288,7 +288,7 @@ def _sampled_transaction(scope: dict[str, Any]) -> Any:
     if rate <= 0 or random.random() >= rate:  # noqa: S311 - sampling, not cryptography
         return None
     transaction = sentry_sdk.continue_trace(
-        _header_dict(scope),
+        _trace_headers(scope),
         op="http.server",
         name=scope["path"],
         source="url",
@@ -320,6 +320,37 @@ def _recording(send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any
 
 def _header_dict(scope: dict[str, Any]) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+# The fields of Sentry's dynamic sampling context. A caller's `baggage` header becomes the
+# `trace` header of every envelope of the trace, which no before_send hook sees: any other
+# sentry-* member, and the text of these, would reach Sentry as the caller wrote it.
+_DSC_FIELDS = frozenset(
+    {"trace_id", "public_key", "org_id", "release", "environment", "transaction"}
+    | {"sample_rate", "sample_rand", "sampled"}
+)
+
+
+def _trace_headers(scope: dict[str, Any]) -> dict[str, str]:
+    """What continue_trace may read: `sentry-trace`, and the caller's baggage reduced to the
+    sampling-context fields, scrubbed. Other vendors' members are kept for propagation
+    onward; the SDK never sends them to Sentry."""
+    headers = {}
+    for name, value in _header_dict(scope).items():
+        if name == "sentry-trace":
+            headers[name] = value
+        elif name == "baggage":
+            headers[name] = ",".join(filter(None, map(_trusted_member, value.split(","))))
+    return headers
+
+
+def _trusted_member(member: str) -> str:
+    key, _, value = member.strip().partition("=")
+    if not key.startswith("sentry-"):
+        return member.strip()
+    if key.removeprefix("sentry-") not in _DSC_FIELDS:
+        return ""
+    return f"{key}={quote(scrub_text(unquote(value)), safe='')}"
 
 
 def _endpoint_name(scope: dict[str, Any]) -> str | None:
@@ -398,7 +429,7 @@ EXTRA_DENYLIST = (
 _SENSITIVE_WORDS = (
     *("pass_w", "pass_phrase", "pass_code", "pwd", "secret", "token"),
     *("api_key", "access_key", "private_key", "authoriz", "auth(?!or)", "cookie", "session"),
-    *("csrf", "xsrf", "credential", "signature", "dsn", "ssn", "social_security"),
+    *("csrf", "xsrf", "credential", "signature", "dsn", "ssn", "social_security", "baggage"),
     *("card_number", "credit_card", "cc_number", "cvv", "cvc", "iban", "totp", "mfa", "pin_code"),
 )
 _SENSITIVE_WORD = "|".join(word.replace("_", r"[\s_.\-]?") for word in _SENSITIVE_WORDS)
@@ -415,7 +446,9 @@ _SECRET_PAIR = re.compile(
     r"(?P<value>\[Filtered\]|(?:bearer|basic|token|digest|apikey|api-key)\s+\S+"
     r"|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[^\s&,;)}\]]+)"
 )
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
+# Credentials in a URL: with a password, everything from :// to the URL's last @, since a
+# password written unencoded may hold / ? # : or @; a bare user name (often a token) up to @.
+_URL_CREDENTIALS = re.compile(r"(?<=://)(?:[^\s/?#@:]*:\S*|[^\s/?#@:]+)@")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[\w-]+\.[\w-]+\.[\w-]*")
 # \w: internationalised domains too. The last label starts with a letter, as every top-level
@@ -433,7 +466,7 @@ _IPV6_CANDIDATE = re.compile(r"(?<![\w.:])[0-9A-Fa-f]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:
 # Parts of an event that hold no user data: left alone so the scrubber cannot garble them.
 _STRUCTURAL_KEYS = frozenset(
     {
-        *("sdk", "modules", "debug_meta", "_meta", "release", "environment"),
+        *("sdk", "modules", "debug_meta", "release", "environment"),
         *("event_id", "trace_id", "span_id", "parent_span_id", "timestamp", "start_timestamp"),
         # A stack frame's code identifiers: where the code is, not what a user sent.
         *("filename", "abs_path", "module", "function", "lineno", "colno", "in_app"),
@@ -539,25 +572,71 @@ def _scrub(value: Any) -> Any:
             return [scrub_text(value[0]), FILTERED]
         return [_scrub(item) for item in value]
     if isinstance(value, dict):
-        return {key: _scrub_entry(key, item) for key, item in value.items()}
+        # Keys too: a JSON body or a context may use an e-mail address or a token as a key.
+        return {_scrub_key(key): _scrub_entry(key, item) for key, item in value.items()}
     return value
+
+
+def _scrub_key(key: object) -> object:
+    return scrub_text(key) if isinstance(key, str) and key not in _STRUCTURAL_KEYS else key
+
+
+def _scrub_meta(meta: Any) -> Any:
+    """`_meta` mirrors the event's own keys down to what the SDK trimmed or filtered: its
+    keys are scrubbed as the event's are, its annotations (under "") kept."""
+    if not isinstance(meta, dict):
+        return meta
+    return {
+        key: item if key == "" else _scrub_meta(item)
+        for key, item in ((_scrub_key(key), item) for key, item in meta.items())
+    }
+
+
+# Query strings wherever the SDK puts them (the request's, an outgoing call's query and
+# fragment): parsed as such, so that "+" is a space and an encoded "&" stays inside its value.
+_QUERY_KEYS = frozenset({"query_string", "http.query", "http.fragment"})
 
 
 def _scrub_entry(key: object, value: Any) -> Any:
     if key in _STRUCTURAL_KEYS:
         return value
+    if key == "_meta":
+        return _scrub_meta(value)
+    if key in _QUERY_KEYS and isinstance(value, str):
+        return scrub_query_string(value)
     if isinstance(key, str) and value is not None and is_sensitive_key(key):
         return FILTERED
     return _scrub(value)
 
 
+_LOG_PARAMETER = "sentry.message.parameter."
+_DSC = "dynamic_sampling_context"
+
+
 def scrub_event(event: Event, *, keep_user_email: bool = False) -> Event:
     """Our pass over a serialised event (the SDK's EventScrubber has already run)."""
-    request = event.get("request")
-    if isinstance(request, dict) and isinstance(request.get("query_string"), str):
-        request["query_string"] = scrub_query_string(request["query_string"])
+    logentry = event.get("logentry")
+    if isinstance(logentry, dict):
+        # A log record's arguments, sent beside its formatted message: the secret that
+        # "password=%s" shows as password=[Filtered] would sit here raw, with no key or shape
+        # to tell. The template (`message`) and `formatted` say all a developer needs.
+        logentry.pop("params", None)
+    attributes = event.get("attributes")
+    if isinstance(attributes, dict):  # a Sentry log's template arguments, likewise
+        for key in [key for key in attributes if str(key).startswith(_LOG_PARAMETER)]:
+            del attributes[key]
+    trace = (event.get("contexts") or {}).get("trace")
+    if isinstance(trace, dict) and isinstance(trace.get(_DSC), dict):
+        # Becomes the envelope's `trace` header: the sampling fields only, whoever started
+        # the trace (SentryRequestContext already trims a caller's baggage).
+        trace[_DSC] = {k: v for k, v in trace[_DSC].items() if k in _DSC_FIELDS}
     user = event.get("user")
-    email = user.get("email") if isinstance(user, dict) and keep_user_email else None
+    email = None
+    if isinstance(user, dict):
+        # Who, not what they are called: the id alone (and the e-mail, when the operator
+        # opted in). A username, name or address that app code sets goes no further.
+        email = user.get("email") if keep_user_email else None
+        event["user"] = {"id": user["id"]} if "id" in user else {}
     scrubbed: Event = _scrub(event)
     if email is not None:
         scrubbed["user"] = {**scrubbed["user"], "email": email}  # the operator opted in
@@ -570,6 +649,11 @@ def _scrubbed_or_dropped(event: Event) -> Event | None:
     except Exception:  # never send what could not be scrubbed
         logger.warning("Sentry event dropped: scrubbing failed", exc_info=True)
         return None
+
+
+def _before_send_telemetry(item: Any, hint: dict[str, Any]) -> Any:
+    """A metric or a Sentry log: attributes and text, scrubbed by the same rules."""
+    return _scrubbed_or_dropped(item)
 
 
 def _before_send(event: Event, hint: dict[str, Any]) -> Event | None:
@@ -722,6 +806,10 @@ def _options(settings: Settings) -> dict[str, Any]:
         "include_local_variables": False,
         "before_send": _before_send,
         "before_send_transaction": _before_send_transaction,
+        # sentry_sdk.metrics (on by default since 2.44) and sentry_sdk.logger (sent whatever
+        # enable_logs says) pass through these hooks alone, never through before_send.
+        "before_send_metric": _before_send_telemetry,
+        "before_send_log": _before_send_telemetry,
         "before_breadcrumb": _before_breadcrumb,
         "traces_sampler": _traces_sampler(settings.sentry_traces_sample_rate),
         # Continuous profiling, only while a sampled trace runs (the transaction-based

@@ -26,6 +26,13 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
         ('{"client_secret": "s3cr3t value"}', '{"client_secret": "' + FILTERED + '"}'),
         ("apiKey: abc123, next", f"apiKey: {FILTERED}, next"),
         ("postgresql://app:pa55@db:5432/app", f"postgresql://{FILTERED}@db:5432/app"),
+        # Written unencoded, a password may hold any URL-reserved character: up to the last @.
+        (
+            "upstream https://svc:Q9/?#:%+@é@db.internal/x failed",
+            f"upstream https://{FILTERED}@db.internal/x failed",
+        ),
+        ("clone https://ghp_Q9token@github.com/o/r", f"clone https://{FILTERED}@github.com/o/r"),
+        ("http://testserver/api/v1/items?next=/x", "http://testserver/api/v1/items?next=/x"),
         ("card 4111 1111 1111 1111 declined", f"card {FILTERED} declined"),
         ("card 4111-1111-1111-1111", f"card {FILTERED}"),
         ("order 4111111111111112 (Luhn fails)", "order 4111111111111112 (Luhn fails)"),
@@ -158,7 +165,7 @@ def test_an_event_loses_its_secrets_and_keeps_what_debugging_needs() -> None:
     assert scrubbed["request"]["query_string"] == f"token={FILTERED}&page=2"
     assert scrubbed["request"]["headers"]["Accept"] == "application/json"
     assert scrubbed["request"]["data"]["title"] == "ok"
-    assert scrubbed["user"] == {"id": "u-1", "email": FILTERED}
+    assert scrubbed["user"] == {"id": "u-1"}
     assert scrubbed["tags"]["tenant_id"] == "t-1"
     assert scrubbed["exception"]["values"][0]["type"] == "ValueError"
     # Identifiers the scrubber must not garble, however they look.
@@ -192,13 +199,115 @@ def test_the_user_email_survives_only_when_opted_in() -> None:
     assert scrubbed["logentry"]["message"] == f"invited {FILTERED}"  # only the user's own stays
 
 
+def test_a_log_records_arguments_are_not_sent_beside_its_message() -> None:
+    # The logging integration sends record.args as logentry.params: "password=%s" % pw
+    # arrives formatted and masked, and pw itself must not ride along.
+    event = {
+        "logentry": {
+            "message": "login retried with password=%s",
+            "params": ["hunter2-Q9"],
+            "formatted": "login retried with password=hunter2-Q9",
+        }
+    }
+    assert sentry.scrub_event(event)["logentry"] == {
+        "message": f"login retried with password={FILTERED}",  # a placeholder looks a value
+        "formatted": f"login retried with password={FILTERED}",
+    }
+
+
+def test_the_user_is_reduced_to_its_id() -> None:
+    user = {"id": "u-1", "username": "ada", "name": "Ada L", "ip_address": "203.0.113.7"}
+    assert sentry.scrub_event({"user": user})["user"] == {"id": "u-1"}
+
+
+def test_keys_are_scrubbed_too_and_meta_follows_them() -> None:
+    # The SDK's _meta mirrors the event's keys down to what it trimmed: a user-supplied key
+    # (an e-mail used as a JSON key) would otherwise leave through _meta.
+    event = {
+        "extra": {"ada@example.com": "x", "note": "kept"},
+        "_meta": {"extra": {"ada@example.com": {"": {"len": 3000}}}},
+    }
+    assert sentry.scrub_event(event) == {
+        "extra": {FILTERED: "x", "note": "kept"},
+        "_meta": {"extra": {FILTERED: {"": {"len": 3000}}}},
+    }
+
+
+def test_a_callers_baggage_keeps_only_scrubbed_sampling_fields() -> None:
+    trace = "771a43a4192642f0b136d5159a501700-b7ad6b7169203331-1"
+    scope = {
+        "headers": [
+            (b"sentry-trace", trace.encode()),
+            (
+                b"baggage",
+                b"sentry-trace_id=771a43a4192642f0b136d5159a501700,sentry-user_id=Q9user,"
+                b"sentry-transaction=GET%20/u/ada%40example.com,vendor=keep-Q9",
+            ),
+            (b"authorization", b"Bearer Q9Q9Q9Q9Q9"),
+        ]
+    }
+    assert sentry._trace_headers(scope) == {
+        "sentry-trace": trace,
+        "baggage": "sentry-trace_id=771a43a4192642f0b136d5159a501700,"
+        f"sentry-transaction=GET%20%2Fu%2F{FILTERED.replace('[', '%5B').replace(']', '%5D')},"
+        "vendor=keep-Q9",
+    }
+
+
+def test_a_sentry_log_loses_its_template_arguments() -> None:
+    log = {
+        "body": "retry with password=Q9pw",
+        "attributes": {
+            "sentry.message.template": "retry with password={pw}",
+            "sentry.message.parameter.pw": "Q9pw",
+            "tier": "gold",
+        },
+    }
+    assert sentry._before_send_telemetry(log, {}) == {
+        "body": f"retry with password={FILTERED}",
+        # The placeholder looks like a value too (up to its "}").
+        "attributes": {
+            "sentry.message.template": f"retry with password={FILTERED}}}",
+            "tier": "gold",
+        },
+    }
+
+
+def test_the_sampling_context_keeps_only_its_fields() -> None:
+    dsc = {"trace_id": "771a43a4192642f0b136d5159a501700", "user_id": "Q9", "segment": "vip"}
+    event = {"contexts": {"trace": {"dynamic_sampling_context": dsc}}}
+    assert sentry.scrub_event(event)["contexts"]["trace"]["dynamic_sampling_context"] == {
+        "trace_id": "771a43a4192642f0b136d5159a501700"
+    }
+
+
+def test_a_metrics_attributes_are_scrubbed() -> None:
+    metric = {
+        "name": "orders.placed",
+        "type": "counter",
+        "value": 1.0,
+        "trace_id": "771a43a4192642f0b136d5159a501700",
+        "attributes": {"api_key": "Q9key", "note": "sent to ada@example.com", "tier": "gold"},
+    }
+    scrubbed = sentry._before_send_telemetry(metric, {})
+    assert scrubbed["attributes"] == {
+        "api_key": FILTERED,
+        "note": f"sent to {FILTERED}",
+        "tier": "gold",
+    }
+    assert scrubbed["trace_id"] == metric["trace_id"]
+
+
 class _Unscrubbable(dict[str, Any]):
     def items(self) -> Any:
         raise RuntimeError("cannot walk this")
 
 
-def test_an_event_that_cannot_be_scrubbed_is_dropped_not_sent() -> None:
-    assert sentry._before_send(_event(extra=_Unscrubbable(secret="x")), {}) is None
+@pytest.mark.parametrize(
+    "hook", [sentry._before_send, sentry._before_send_transaction, sentry._before_send_telemetry]
+)
+def test_what_cannot_be_scrubbed_is_dropped_not_sent(hook: Any) -> None:
+    assert hook(_event(extra=_Unscrubbable(secret="x")), {}) is None
 
 
 def test_a_domain_error_brings_its_own_fingerprint() -> None:
