@@ -484,11 +484,10 @@ place("log event")(_log_place(logging.ERROR, "log event"))
 def _sentry_logger(draw: st.DrawFn, scenario: Scenario, witness: Callable[[str], str]) -> None:
     """sentry_sdk.logger sends a Sentry log whatever enable_logs says (2.x): its body,
     template arguments and attributes pass only through before_send_log."""
-    key = draw(sensitive_keys)
-    template = f"{witness('sentry logger')} {key}={{value}} " + draw(
-        secret_phrases(scenario.secrets)
-    ).replace("{", "{{").replace("}", "}}")
+    # Concatenated, not an f-string: the template's own braces are placeholders.
+    template = witness("sentry logger") + " " + draw(sensitive_keys) + "={value} {comment}"
     value = _secret(draw, scenario, bare_values)
+    comment = draw(secret_phrases(scenario.secrets))
     attributes = {
         draw(sensitive_keys): _secret(draw, scenario, any_values),
         "comment": draw(secret_phrases(scenario.secrets)),
@@ -496,7 +495,7 @@ def _sentry_logger(draw: st.DrawFn, scenario: Scenario, witness: Callable[[str],
     }
 
     async def act(route: RouteContext) -> None:
-        sentry_sdk.logger.warning(template, value=value, attributes=attributes)
+        sentry_sdk.logger.warning(template, value=value, comment=comment, attributes=attributes)
 
     scenario.actions.append(act)
 
