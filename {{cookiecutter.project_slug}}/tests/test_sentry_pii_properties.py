@@ -37,6 +37,7 @@ import pytest
 import sentry_sdk
 from fastapi import APIRouter, FastAPI, Request
 from httpx import AsyncClient
+from hypothesis import event as statistic
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -86,6 +87,7 @@ class Scenario:
     cookies: dict[str, str] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)  # run by the route, in order
     raise_chain: Callable[[], None] = lambda: None  # the route's last act
+    labels: list[str] = field(default_factory=list)  # for --hypothesis-show-statistics
 
 
 # -- secrets ------------------------------------------------------------------------------------
@@ -450,6 +452,7 @@ def log_calls(draw: st.DrawFn, scenario: Scenario, note: str) -> tuple[str, tupl
     """A log call's template and arguments, the secret inline, in one argument, or split
     across two (each half a secret of its own)."""
     form = draw(st.sampled_from(["inline", "argument", "split"]))
+    scenario.labels.append(f"log call: {form}")
     if form == "inline":
         return f"{note} " + draw(secret_phrases(scenario.secrets)).replace("%", "%%"), ()
     if form == "argument":
@@ -541,6 +544,7 @@ def _outgoing_http(draw: st.DrawFn, scenario: Scenario, witness: Callable[[str],
     user, password = draw(token_values), _secret(draw, scenario, bare_values)
     scenario.secrets.append(user)
     with_httpx = draw(st.booleans())
+    scenario.labels.append(f"outgoing http: {'httpx' if with_httpx else 'urllib'}")
     suffix = "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query) + "#" + fragment
 
     async def act(route: RouteContext) -> None:
@@ -625,6 +629,7 @@ def _exception_chain(draw: st.DrawFn, scenario: Scenario, witness: Callable[[str
     note = f"{witness('exception note')} " + draw(secret_phrases(scenario.secrets))
     inner = [draw(secret_phrases(scenario.secrets)) for _ in range(draw(st.integers(1, 3)))]
     link = draw(st.sampled_from(["cause", "context", "group"]))
+    scenario.labels.append(f"exception chain: {link}")
 
     def raise_chain() -> None:
         error = LeakyError(outer)
@@ -768,6 +773,8 @@ SENT_ITEM_TYPES = {"event", "transaction", "client_report", "trace_metric", "log
 async def test_no_secret_reaches_sentry_while_debugging_context_does(
     reporting: AsyncClient, receiver: EnvelopeReceiver, caller: Account, scenario: Scenario
 ) -> None:
+    for label in [f"traced: {scenario.traced}", *scenario.labels]:
+        statistic(label)
     scenario_id = uuid.uuid4().hex
     SCENARIOS[scenario_id] = scenario
     already_arrived = len(receiver.deliveries)
