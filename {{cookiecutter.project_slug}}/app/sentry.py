@@ -443,6 +443,9 @@ _SECRET_PAIR = re.compile(
     # (?<!…): a key starts a token; without it every position inside a word is retried.
     rf"(?i)(?<![\w.-])(?P<key>[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*)"
     r"(?P<sep>[\"']?\s*[=:]\s*)"
+    # Not when the "value" is the next pair's key ("dsn: password: x", 'note: {"token": …'):
+    # masking the key would leave that pair's value behind; the next match takes it.
+    rf"(?![\"'{{\[]*[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*[\"']?\s*[=:])"
     r"(?P<value>\[Filtered\]|(?:bearer|basic|token|digest|apikey|api-key)\s+\S+"
     r"|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[^\s&,;)}\]]+)"
 )

@@ -830,6 +830,19 @@ async def test_no_secret_reaches_sentry_while_debugging_context_does(
     assert event["tags"]["tenant_id"] == str(caller.tenant_id)
 
 
+@given(data=st.data())
+def test_every_promised_shape_is_masked_whatever_precedes_it(data: st.DataObject) -> None:
+    """The text rules alone, without the wire: every shape the README promises, after text
+    that may itself end in a sensitive key (a witness once held "dsn" and took the next
+    pair's key for its value)."""
+    secrets: list[str] = []
+    prefix = data.draw(st.sampled_from(["", "note ", "crumb wdsnx: ", "step token ", "pin="]))
+    scrubbed = sentry.scrub_text(prefix + data.draw(secret_phrases(secrets)))
+    for value in secrets:
+        for form in encodings(value):
+            assert form not in scrubbed, f"{form!r} survived in {scrubbed!r}"
+
+
 # -- the inventory and the generators agree ------------------------------------------------------
 
 ROW = re.compile(r"^\|(?P<cells>.+)\|\s*$")
