@@ -737,6 +737,10 @@ async def caller(reporting: AsyncClient, receiver: EnvelopeReceiver) -> Account:
 # -- the property -------------------------------------------------------------------------------
 
 
+# Shorter values (an IPv6 address such as "::") occur in any envelope by chance: SQL casts.
+MEANINGFUL = 6
+
+
 def encodings(value: str) -> set[str]:
     """Every form in which the SDK (JSON, ASCII-escaped or not) or a URL could carry a value."""
     forms = {
@@ -749,7 +753,7 @@ def encodings(value: str) -> set[str]:
         repr(value)[1:-1],
         json.dumps(repr(value)[1:-1])[1:-1],
     }
-    return {form for form in forms if len(form) >= 6}
+    return {form for form in forms if len(form) >= MEANINGFUL}
 
 
 def strings_in(value: object) -> Iterator[str]:
@@ -816,7 +820,7 @@ async def test_no_secret_reaches_sentry_while_debugging_context_does(
         for part in (delivery.envelope.headers, *(payload for _, payload in delivery.items))
         for reading in strings_in(part)
     ]
-    for value in scenario.secrets:
+    for value in (value for value in scenario.secrets if len(value) >= MEANINGFUL):
         found = next((reading for reading in readings if value in reading), None)
         assert found is None, f"{value!r} reached Sentry, decoded, in {found!r}"
 
