@@ -443,11 +443,11 @@ _SECRET_PAIR = re.compile(
     # (?<!…): a key starts a token; without it every position inside a word is retried.
     rf"(?i)(?<![\w.-])(?P<key>[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*)"
     r"(?P<sep>[\"']?\s*[=:]\s*)"
-    # Not when the "value" is the next pair's key ("dsn: password: x", 'note: {"token": …'):
-    # masking the key would leave that pair's value behind; the next match takes it.
-    rf"(?![\"'{{\[]*[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*[\"']?\s*[=:])"
-    r"(?P<value>\[Filtered\]|(?:bearer|basic|token|digest|apikey|api-key)\s+\S+"
-    r"|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[^\s&,;)}\]]+)"
+    # The value, after any chained keys ("dsn: password: x", 'note: {"token": "…"}'): masked
+    # alone, such a key would leave its own value behind, past the end of the match.
+    rf"(?P<value>(?:[\"'{{\[]*[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*[\"']?\s*[=:]\s*)*"
+    r"(?:\[Filtered\]|(?:bearer|basic|token|digest|apikey|api-key)\s+\S+"
+    r"|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[^\s&,;)}\]]+))"
 )
 # Credentials in a URL: with a password, everything from :// to the URL's last @, since a
 # password written unencoded may hold / ? # : or @; a bare user name (often a token) up to @.
