@@ -445,7 +445,8 @@ _SECRET_PAIR = re.compile(
     r"(?P<sep>[\"']?\s*[=:]\s*)"
     # The value, after any chained keys ("dsn: password: x", 'note: {"token": "…"}'): masked
     # alone, such a key would leave its own value behind, past the end of the match.
-    rf"(?P<value>(?:[\"'{{\[]*[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*[\"']?\s*[=:]\s*)*"
+    r"(?P<value>(?:[\"'{\[]*"  # not an f-string: its doubled brace would read as Jinja
+    rf"[\w.-]*(?:{_SENSITIVE_WORD})[\w.-]*[\"']?\s*[=:]\s*)*"
     r"(?:\[Filtered\]|(?:bearer|basic|token|digest|apikey|api-key)\s+\S+"
     r"|\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'|[^\s&,;)}\]]+))"
 )

@@ -1,7 +1,8 @@
 """Schemathesis against the real server: every operation of the OpenAPI schema gets generated
 valid and invalid requests (its coverage cases, then Hypothesis fuzzing), mostly as a real
 tenant owner, now and then with no token or a forged one. No answer may be a 5xx, or anything
-the schema does not document (status, content type, body, headers)."""
+the schema does not document (status, content type, body, headers), and the schema must tell
+exactly what is taken: a request it allows is not refused as malformed, one it forbids is."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -16,12 +17,15 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
     ignored_auth,
     negative_data_rejection,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from app.core.config import Settings, load_settings
@@ -43,6 +47,9 @@ CHECKS = [
     response_schema_conformance,
     response_headers_conformance,
     negative_data_rejection,  # a request the schema forbids must get a 4xx
+    positive_data_acceptance,  # ...and one it allows no 400 or 422: the schema tells it all
+    unsupported_method,  # a method the path does not serve gets a 405 with `Allow`...
+    allow_header_conformance,  # ...naming every method the path documents
     ignored_auth,  # a 2xx to a secured operation is retried without and with a bad token
 ]
 

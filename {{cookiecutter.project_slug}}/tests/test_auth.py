@@ -3,6 +3,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,9 @@ async def test_login_returns_a_bearer_token(client: AsyncClient, owner: Account)
         pytest.param({"password": "wrong password"}, id="wrong-password"),
         pytest.param({"username": "nobody@example.com"}, id="unknown-user"),
         pytest.param({"username": "nul\x00@example.com"}, id="nul-in-username"),
+        # What the form's schema refuses, and no account can have, is just as wrong.
+        pytest.param({"username": "nobody"}, id="not-an-email"),
+        pytest.param({"password": "short"}, id="short-password"),
     ],
 )
 async def test_bad_credentials_get_one_indistinguishable_401(
@@ -50,6 +54,35 @@ async def test_bad_credentials_get_one_indistinguishable_401(
     assert response.status_code == 401
     assert response.json() == {"detail": "Incorrect e-mail or password"}
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_login_form_documents_what_an_account_can_have(client: AsyncClient) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    form = schemas["LoginForm"]["properties"]
+    signup = schemas["TenantSignup"]["properties"]
+    assert form["username"] | {"title": "Email"} == signup["email"]
+    assert form["password"] == signup["password"] | {"format": "password"}
+    assert schemas["LoginForm"]["required"] == ["username", "password"]
+
+
+@pytest.mark.parametrize(
+    ("grant_type", "expected"),
+    [
+        pytest.param("password", 200, id="password"),
+        pytest.param("", 200, id="empty-as-documented"),  # an empty field counts as not sent
+        pytest.param("client_credentials", 422, id="other-grant"),
+    ],
+)
+async def test_the_grant_type_is_password_or_nothing(
+    client: AsyncClient, owner: Account, grant_type: str, expected: int
+) -> None:
+    pattern = (await client.get("/openapi.json")).json()["components"]["schemas"]["LoginForm"][
+        "properties"
+    ]["grant_type"]["pattern"]
+    assert bool(re.search(pattern, grant_type)) == (expected == 200)
+    form = {"grant_type": grant_type, "username": owner.email, "password": PASSWORD}
+    response = await client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == expected, response.text
 
 
 async def test_undecodable_form_bytes_are_just_bad_credentials(

@@ -1,3 +1,4 @@
+import re
 import uuid
 
 import pytest
@@ -84,6 +85,9 @@ async def test_another_tenants_item_is_indistinguishable_from_a_missing_one(
         pytest.param("POST", "/api/v1/items", {}, id="no-title"),
         pytest.param("POST", "/api/v1/items", {"title": ""}, id="empty-title"),
         pytest.param("POST", "/api/v1/items", {"title": "x" * 201}, id="long-title"),
+        # The limit holds for the title as sent, as documented, not as trimmed.
+        pytest.param("POST", "/api/v1/items", {"title": "x" * 200 + " "}, id="long-padded-title"),
+        pytest.param("POST", "/api/v1/items", {"title": " \t\u3000"}, id="blank-title"),
         pytest.param("POST", "/api/v1/items", {"title": "t", "tenant_id": "x"}, id="extra-field"),
         pytest.param("POST", "/api/v1/items", {"title": "a\x00b"}, id="nul"),
         pytest.param("PATCH", "/api/v1/items/{id}", {"title": None}, id="null-title"),
@@ -99,6 +103,41 @@ async def test_bad_item_requests_get_422(
     )
     assert response.status_code == 422
     assert "detail" in response.json()
+
+
+TITLES = [
+    "x" * 200,
+    " " * 199 + "x",
+    "x" * 200 + " ",
+    "x" * 201,
+    "",
+    " \t\n",
+    "\x1c\u3000\u2028",  # whitespace to Python, each of them
+    "\ufeff",  # whitespace to ECMA-262, not to Python: a title
+    "a\x00b",
+    "\U0001f600",
+]
+
+
+@pytest.mark.parametrize("title", TITLES)
+async def test_the_schema_tells_which_titles_are_taken(
+    client: AsyncClient, owner: Account, title: str
+) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    documented = schemas["ItemCreate"]["properties"]["title"]
+    # The pattern reads the same in ECMA-262, Python and Rust (pydantic): re decides here.
+    length_ok = documented["minLength"] <= len(title) <= documented["maxLength"]
+    valid = length_ok and re.search(documented["pattern"], title)
+    response = await client.post("/api/v1/items", json={"title": title}, headers=owner.headers)
+    assert response.status_code == (201 if valid else 422), response.text
+    if valid:
+        assert response.json()["title"] == title.strip()  # stored trimmed
+    # A partial update takes the same titles, and never null: omitting the title keeps it.
+    update = schemas["ItemUpdate"]["properties"]["title"]
+    keys = ("type", "minLength", "maxLength", "pattern")
+    assert {key: update[key] for key in keys} == {key: documented[key] for key in keys}
+    assert "anyOf" not in update
+    assert "default" not in update
 
 
 async def test_items_require_authentication(client: AsyncClient) -> None:

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.routing import Match
 {%- if cookiecutter.include_sentry == "yes" %}
 
 from app import sentry
@@ -70,6 +71,37 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# RFC 9110's methods, and PATCH (RFC 5789).
+_HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the request's path serves, as the router itself decides."""
+    allowed: list[str] = []
+    for method in _HTTP_METHODS:
+        # A fresh scope: matching records what it finds in the one it is given.
+        scope = {
+            "type": "http",
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "method": method,
+        }
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette answers 405 from the first route whose path matches, naming that route's methods
+    # alone; FastAPI makes one route per method, so `Allow` missed the path's others (RFC 9110
+    # wants them all).
+    return JSONResponse(
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        content={"detail": "Method Not Allowed"},
+        headers={"Allow": ", ".join(_allowed_methods(request))},
+    )
+
+
 async def _conflict(request: Request, exc: Exception) -> JSONResponse:
     # Two requests racing past the same uniqueness check: the loser gets 409, not 500.
     return JSONResponse(
@@ -104,6 +136,7 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     app.add_exception_handler(IntegrityError, _conflict)
     for exc_class in (DBAPIError, *CONNECTION_ERRORS):
         app.add_exception_handler(exc_class, _database_error)

@@ -2,6 +2,7 @@
 
 from typing import Annotated
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
     AfterValidator,
     EmailStr,
@@ -32,22 +33,49 @@ def _storable_text(value: str) -> str:
 
 StorableText = AfterValidator(_storable_text)
 
+# The schema tells what each field takes, so that clients (and schema-driven tests) know. NUL is
+# refused by a pattern, then; a lone surrogate, no Unicode text at all and not to be spelled in a
+# pattern every regex dialect reads, by StorableText alone.
+NO_NUL = r"^[^\x00]*$"
+# Exactly what str.strip() removes, spelled out: `\s` means a different set in each of ECMA-262
+# (the schema's dialect), Python's re and Rust's regex (pydantic's).
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# No NUL, and something besides whitespace.
+NOT_BLANK = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
+# Names and titles are trimmed once they have passed: the lengths documented and checked are
+# those of the text as sent, and trimming can only shorten it.
+TRIM = AfterValidator(str.strip)
 
-def _trimmed(max_length: int) -> StringConstraints:
-    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+def _name(max_length: int) -> StringConstraints:
+    return StringConstraints(min_length=1, max_length=max_length, pattern=NOT_BLANK)
 
 
-TenantName = Annotated[str, _trimmed(100), StorableText]
-FullName = Annotated[str, _trimmed(200), StorableText]
-Title = Annotated[str, _trimmed(200), StorableText]
-Description = Annotated[str, StringConstraints(max_length=10_000), StorableText]
-MAX_EMAIL_LENGTH = 320
+TenantName = Annotated[str, _name(100), TRIM, StorableText]
+FullName = Annotated[str, _name(200), TRIM, StorableText]
+Title = Annotated[str, _name(200), TRIM, StorableText]
+Description = Annotated[str, Field(max_length=10_000, pattern=NO_NUL), StorableText]
 MAX_PASSWORD_LENGTH = 128
+# email-validator refuses an address longer than RFC 5321's 254 octets (the column holds 320)...
+MAX_EMAIL_LENGTH = 254
+# ...and one whose domain has no dot or is special-use (.test, .local, ...: no mail reaches it),
+# both of which `format: email` allows: documented as a `not` pattern, in any letter case
+# ([tT][eE][sS][tT]: ECMA-262 patterns have no inline flags).
+_SPECIAL_USE = "|".join(
+    "".join(f"[{c}{c.upper()}]" for c in name) for name in SPECIAL_USE_DOMAIN_NAMES
+)
+_NO_MAIL_DOMAIN = rf"(@[^@.]*|\.({_SPECIAL_USE}))$"
 
 # Stored and compared in lower case: one mailbox, one account, however it is typed.
-Email = Annotated[EmailStr, Field(max_length=MAX_EMAIL_LENGTH), AfterValidator(str.lower)]
+Email = Annotated[
+    EmailStr,
+    Field(max_length=MAX_EMAIL_LENGTH, json_schema_extra={"not": {"pattern": _NO_MAIL_DOMAIN}}),
+    AfterValidator(str.lower),
+]
 # Long enough for passphrases, short enough that hashing cannot be used to burn CPU.
-Password = Annotated[str, Field(min_length=8, max_length=MAX_PASSWORD_LENGTH), StorableText]
+Password = Annotated[
+    str, Field(min_length=8, max_length=MAX_PASSWORD_LENGTH, pattern=NO_NUL), StorableText
+]
 
 _EMAIL = TypeAdapter(Email)
 

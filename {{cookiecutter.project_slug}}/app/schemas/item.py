@@ -1,7 +1,8 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.schemas.common import Description, Title
 from app.schemas.page import Page
@@ -19,13 +20,15 @@ class ItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
+    # Omitting the title keeps it; null would blank a required column. So the schema offers a
+    # string only (SkipJsonSchema), with no default (a factory's is not documented), and the
+    # validator below refuses null.
+    title: Title | SkipJsonSchema[None] = Field(default_factory=lambda: None)
     description: Description | None = None
 
     @field_validator("title")
     @classmethod
     def _title_not_null(cls, value: str | None) -> str | None:
-        # Omitting the title keeps it; sending null would blank a required column.
         if value is None:
             raise ValueError("title cannot be null; omit it to keep the current one")
         return value

@@ -1,15 +1,14 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, HTTPException, status
 from sqlalchemy import select
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import BODY_ERRORS, error
 from app.core.security import create_access_token, verify_password
 from app.models import User
-from app.schemas.auth import Token
+from app.schemas.auth import LoginForm, Token
 from app.schemas.common import MAX_PASSWORD_LENGTH, is_storable, normalize_email
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -18,10 +17,14 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 @router.post(
     "/token",
     response_model=Token,
-    responses={**BODY_ERRORS, 401: error("Bad credentials")},
+    responses={
+        **BODY_ERRORS,
+        # The one answer to every failure, a username or password no account can have included.
+        401: error("Bad credentials: no active account has this e-mail and password"),
+    },
 )
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
     session: SessionDep,
     settings: SettingsDep,
 ) -> Token:
