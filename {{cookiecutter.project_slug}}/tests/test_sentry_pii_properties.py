@@ -11,7 +11,9 @@ record's arguments, as key=value, JSON, repr and header text), and one harmless 
 value. The real SDK sends what it sends to a loopback receiver; no secret may be in what
 arrived, in any encoding or inside any decoded string, while every witness and what a
 developer needs (route, exception type, user id, tenant id) must be, so a place the test
-never reached cannot pass silently.
+never reached cannot pass silently. Three places carry no witness of their own: cookies and
+frame locals are dropped whole by their rule, and the user's witness is its id; the trace
+headers and the span have theirs only when the caller sampled the trace.
 
 `make test` runs the default Hypothesis profile; `make test-long` runs >= 1,000 examples.
 """
