@@ -18,6 +18,10 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
     "include_sentry": {
         "yes": [
             "app/sentry.py",
+            "app/sentry_integration.py",
+            "app/sentry_repeats.py",
+            "app/sentry_sampling.py",
+            "app/sentry_scrubbing.py",
             "docs/adr/0002-optional-sentry.md",
             "tests/sentry_event_view.py",
             "tests/sentry_helpers.py",

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 {% if cookiecutter.include_sentry == "yes" -%}
+# Sentry seam: switched on and off with the app; its middleware wraps every request.
 from app import __version__, sentry
 {% else -%}
 from app import __version__
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
 {%- if cookiecutter.include_sentry == "yes" %}
-    # Sentry seam: on before the first request (fail-open: False and a log line when off).
+    # Sentry seam: on before the first request, from SENTRY_* (fail-open: one log line when off).
     sentry.init_sentry(settings)
 {%- endif %}
     engine = create_engine(settings)
@@ -48,7 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
 {%- if cookiecutter.include_sentry == "yes" %}
         # Sentry seam: send what is queued, waiting at most SENTRY_SHUTDOWN_TIMEOUT seconds.
-        await sentry.shutdown(settings.sentry_shutdown_timeout)
+        await sentry.shutdown()
 {%- endif %}
 
 
@@ -64,9 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-{%- if cookiecutter.include_sentry == "yes" %}
-    app.add_middleware(sentry.SentryRequestContext)  # Sentry seam: per-request scrubbing data
-{%- endif %}
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -74,6 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+{%- if cookiecutter.include_sentry == "yes" %}
+    # Sentry seam: outermost, so that it reports every error any layer inside it raises.
+    app.add_middleware(sentry.SentryRequestContext)
+{%- endif %}
     install_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router)

@@ -29,6 +29,13 @@ _PROPERTY_CHECKS: dict[str, Any] = {
 hypothesis_settings.register_profile("default", max_examples=60, **_PROPERTY_CHECKS)
 hypothesis_settings.register_profile("long", max_examples=1000, **_PROPERTY_CHECKS)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+{%- if cookiecutter.include_sentry == "yes" %}
+
+
+# Sentry seam: a developer's .env must not send test runs to a real project (the environment
+# wins over .env); the Sentry tests set SENTRY_* for the apps they start.
+os.environ["SENTRY_DSN"] = ""
+{%- endif %}
 
 
 def pytest_report_header() -> str:
@@ -55,9 +62,6 @@ def settings(database_url: str) -> Settings:
         environment="test",
         secret_key=secrets.token_urlsafe(64),  # long enough for HS512 probes too
         log_level="WARNING",
-{%- if cookiecutter.include_sentry == "yes" %}
-        sentry_dsn="",  # a developer's .env must not send test runs to a real project
-{%- endif %}
     )
 
 

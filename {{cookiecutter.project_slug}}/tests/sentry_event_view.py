@@ -11,7 +11,7 @@ from typing import Any
 
 from sentry_sdk._types import AnnotatedValue
 
-from app.sentry import FILTERED
+from app.sentry_scrubbing import FILTERED
 
 Event = dict[str, Any]
 

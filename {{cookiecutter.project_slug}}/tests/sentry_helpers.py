@@ -15,12 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from httpx import AsyncClient
 
 from app import sentry
 from app.api.deps import CurrentUser
-from app.core.config import Settings, load_settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.helpers import Account, running
 
@@ -41,23 +43,21 @@ class PaymentDeclinedError(Exception):
     sentry_fingerprint = sentry.fingerprint("payment-declined")
 
 
-def sentry_settings(base: Settings, **sentry_values: Any) -> Settings:
-    """The test settings plus SENTRY_* values, validated as they would be at start-up."""
-    values: dict[str, Any] = {
-        "database_url": base.database_url,
-        "environment": "test",
-        "secret_key": base.secret_key.get_secret_value(),
-        "log_level": "INFO",  # INFO records become breadcrumbs only when they are logged
-        "sentry_release": TEST_RELEASE,
-        "sentry_traces_sample_rate": 0.0,
-        "sentry_shutdown_timeout": 2.0,
-    }
-    return load_settings(**(values | sentry_values))
+SENTRY_DEFAULTS = {"release": TEST_RELEASE, "traces_sample_rate": "0", "shutdown_timeout": "2"}
+
+
+def sentry_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
+    """SENTRY_* for the apps this test starts, set as an operator sets them: the environment,
+    which init_sentry reads at start-up. The given values over a test release, no tracing and
+    a 2 s flush."""
+    for name, value in (SENTRY_DEFAULTS | values).items():
+        monkeypatch.setenv(f"SENTRY_{name.upper()}", str(value))
 
 
 def failing_app(settings: Settings) -> FastAPI:
     """The real app plus routes under /test that fail in the ways the tests need."""
-    app = create_app(settings)
+    # INFO: records become breadcrumbs only when they are logged.
+    app = create_app(settings.model_copy(update={"log_level": "INFO"}))
     router = APIRouter(prefix="/test")
 
     @router.get("/boom")
@@ -86,13 +86,21 @@ def failing_app(settings: Settings) -> FastAPI:
     async def declined(user: CurrentUser) -> None:
         raise PaymentDeclinedError(f"card declined for order {uuid.uuid4()}")
 
-    @app.get("/metrics")
-    async def metrics() -> dict[str, str]:
-        route_logger.info("metrics scraped")
-        route_logger.error("metrics export failed")
-        return {"status": "exported"}
-
     app.include_router(router)
+    return app
+
+
+def with_a_logging_probe(app: FastAPI) -> FastAPI:
+    """The app with a /health that logs at INFO and ERROR: a probe's records must make no
+    breadcrumb, and its ERROR an event about the probe alone."""
+
+    async def health() -> dict[str, str]:
+        route_logger.info("health checked")
+        route_logger.error("health check failed")
+        return {"status": "ok", "database": "ok"}
+
+    # In front of the real /health, which would match first.
+    app.router.routes.insert(0, APIRoute("/health", health, methods=["GET"]))
     return app
 
 

@@ -15,7 +15,7 @@ from app import sentry
 from app.core.config import Settings
 from tests.helpers import PROJECT_ROOT, Account, running
 from tests.sentry_event_view import scrubbed_paths
-from tests.sentry_helpers import TEST_RELEASE, failing_app, sentry_settings, unused_port
+from tests.sentry_helpers import TEST_RELEASE, failing_app, sentry_env, unused_port
 
 # Sent in the failing request; the output may show them only as [Filtered].
 SECRET_PASSWORD = "hunter2-never-shown"
@@ -86,16 +86,10 @@ def test_it_starts_with_the_dsn_to_use_and_how_to_use_it(viewer: Viewer) -> None
 
 
 async def test_an_error_is_shown_with_its_context_and_secrets_only_as_filtered(
-    viewer: Viewer, settings: Settings, owner: Account
+    viewer: Viewer, settings: Settings, owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = failing_app(
-        sentry_settings(
-            settings,
-            sentry_dsn=viewer.dsn,
-            sentry_traces_sample_rate=1.0,
-            sentry_shutdown_timeout=10.0,
-        )
-    )
+    sentry_env(monkeypatch, dsn=viewer.dsn, traces_sample_rate=1.0, shutdown_timeout=10.0)
+    app = failing_app(settings)
     http: AsyncClient
     async with running(app) as http:
         listed = await http.get("/api/v1/items", headers=owner.headers)

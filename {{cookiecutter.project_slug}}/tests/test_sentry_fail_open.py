@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from app import sentry
+from app import sentry_integration
 from app.core.config import Settings, SettingsError, load_settings
 from tests.helpers import Account, running
-from tests.sentry_helpers import SentryLog, capturing_sentry_log, failing_app, sentry_settings
+from tests.sentry_helpers import SentryLog, capturing_sentry_log, failing_app, sentry_env
 
 
 @pytest.fixture
@@ -37,17 +37,17 @@ async def _serves_normally(settings: Settings, owner: Account) -> dict[str, Any]
     ("sentry_values", "reason"),
     [
         pytest.param(
-            {"sentry_dsn": "https://o1.ingest.example/42"},
+            {"dsn": "https://o1.ingest.example/42"},
             "SENTRY_DSN: must look like https://PUBLIC_KEY@HOST/PROJECT_ID",
             id="dsn-without-key",
         ),
         pytest.param(
-            {"sentry_dsn": "http://key@127.0.0.1:9/1", "sentry_traces_sample_rate": "1.5"},
+            {"dsn": "http://key@127.0.0.1:9/1", "traces_sample_rate": "1.5"},
             "SENTRY_TRACES_SAMPLE_RATE: Input should be less than or equal to 1",
             id="bad-sample-rate",
         ),
         pytest.param(
-            {"sentry_dsn": "http://key@127.0.0.1:9/1", "sentry_debug": "maybe"},
+            {"dsn": "http://key@127.0.0.1:9/1", "debug": "maybe"},
             "SENTRY_DEBUG: Input should be a valid boolean, unable to interpret input",
             id="bad-debug-flag",
         ),
@@ -59,15 +59,20 @@ async def test_sentry_stays_off_with_one_log_line_and_the_app_serves(
     sentry_log: SentryLog,
     sentry_values: dict[str, Any],
     reason: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    body = await _serves_normally(sentry_settings(settings, **sentry_values), owner)
+    sentry_env(monkeypatch, **sentry_values)
+    body = await _serves_normally(settings, owner)
     assert body == {"detail": "Internal Server Error"}  # no event id: nothing was reported
     assert sentry_log.messages == [f"Sentry is off: {reason}"]
-    assert not sentry.is_enabled()
+    assert not sentry_integration.state.enabled
 
 
-def test_a_bad_sentry_setting_does_not_hide_other_bad_settings(settings: Settings) -> None:
+def test_a_bad_sentry_setting_does_not_hide_other_bad_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SENTRY_TRACES_SAMPLE_RATE", "lots")
     with pytest.raises(SettingsError) as raised:
-        load_settings(secret_key="short", sentry_traces_sample_rate="lots")
+        load_settings(secret_key="short")
     assert "SECRET_KEY" in str(raised.value)
     assert "SENTRY" not in str(raised.value)

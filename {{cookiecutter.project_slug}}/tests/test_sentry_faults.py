@@ -16,6 +16,7 @@ outage, and what each case checks:
 import asyncio
 import enum
 import json
+import os
 import sys
 import textwrap
 import time
@@ -29,14 +30,14 @@ import pytest
 import sentry_sdk
 from httpx import AsyncClient
 
-from app import sentry
+from app import sentry_integration
 from app.core.config import Settings
 from tests.helpers import PROJECT_ROOT, Account
 from tests.sentry_helpers import (
+    SENTRY_DEFAULTS,
     capturing_sentry_log,
     exception_types,
     failing_app,
-    sentry_settings,
     serve_burst,
     serve_then_stop,
     unused_port,
@@ -214,36 +215,48 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 async def test_whatever_sentry_does_the_app_serves_a_burst_and_stops_in_time(
-    case: Case, settings: Settings, owner: Account
+    case: Case, settings: Settings, owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if case.without_sdk:
         shutdown = await _without_the_sdk(settings, owner, case)
     elif case.outage is None:
+        _configure(monkeypatch, case.dsn)
         shutdown = await _with_sentry_off(settings, owner, case)
     else:
-        shutdown = await _through_an_outage(settings, owner, case, case.outage)
+        shutdown = await _through_an_outage(settings, owner, case, case.outage, monkeypatch)
     assert shutdown <= SHUTDOWN_TIMEOUT + SHUTDOWN_MARGIN
-    assert not sentry.is_enabled()
+    assert not sentry_integration.state.enabled
 
 
-def _configured(settings: Settings, dsn: str) -> Settings:
-    return sentry_settings(settings, sentry_dsn=dsn, sentry_shutdown_timeout=SHUTDOWN_TIMEOUT)
+def _sentry_environment(dsn: str) -> dict[str, str]:
+    values = SENTRY_DEFAULTS | {"dsn": dsn, "shutdown_timeout": str(SHUTDOWN_TIMEOUT)}
+    return {f"SENTRY_{name.upper()}": value for name, value in values.items()}
+
+
+def _configure(monkeypatch: pytest.MonkeyPatch, dsn: str) -> None:
+    for name, value in _sentry_environment(dsn).items():
+        monkeypatch.setenv(name, value)
 
 
 async def _with_sentry_off(settings: Settings, owner: Account, case: Case) -> float:
     with capturing_sentry_log() as log:
-        app = failing_app(_configured(settings, case.dsn))
+        app = failing_app(settings)
         shutdown = await serve_then_stop(app, partial(serve_burst, account=owner, sentry_on=False))
     assert log.messages == [case.log]
     return shutdown
 
 
 async def _through_an_outage(
-    settings: Settings, owner: Account, case: Case, outage_factory: Callable[[], Outage]
+    settings: Settings,
+    owner: Account,
+    case: Case,
+    outage_factory: Callable[[], Outage],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> float:
     """Down from the start; back after the burst; down again while the app stops."""
     with outage_factory() as outage, capturing_sentry_log() as log:
-        app = failing_app(_configured(settings, outage.dsn))
+        _configure(monkeypatch, outage.dsn)
+        app = failing_app(settings)
 
         async def work(http: AsyncClient) -> None:
             burst_ids = await serve_burst(http, owner, sentry_on=True)
@@ -327,18 +340,15 @@ WITHOUT_SDK = textwrap.dedent(
 
     from app.core.config import load_settings
     from tests.helpers import Account
-    from tests.sentry_helpers import failing_app, sentry_settings, serve_burst, serve_then_stop
+    from tests.sentry_helpers import failing_app, serve_burst, serve_then_stop
 
     given = json.load(sys.stdin)
     account = Account(
         tenant_id=uuid.UUID(given["tenant_id"]), user_id=uuid.UUID(given["user_id"]),
         email=given["email"], headers=given["headers"],
     )
-    base = load_settings(
+    settings = load_settings(
         database_url=given["database_url"], environment="test", secret_key=given["secret_key"]
-    )
-    settings = sentry_settings(
-        base, sentry_dsn=given["dsn"], sentry_shutdown_timeout=given["shutdown_timeout"]
     )
     shutdown = asyncio.run(serve_then_stop(
         failing_app(settings), lambda http: serve_burst(http, account, sentry_on=False)
@@ -352,8 +362,6 @@ async def _without_the_sdk(settings: Settings, owner: Account, case: Case) -> fl
     given = {
         "database_url": settings.database_url,
         "secret_key": settings.secret_key.get_secret_value(),  # on stdin, not in argv
-        "dsn": case.dsn,
-        "shutdown_timeout": SHUTDOWN_TIMEOUT,
         "tenant_id": str(owner.tenant_id),
         "user_id": str(owner.user_id),
         "email": owner.email,
@@ -364,6 +372,7 @@ async def _without_the_sdk(settings: Settings, owner: Account, case: Case) -> fl
         "-c",
         WITHOUT_SDK,
         cwd=PROJECT_ROOT,
+        env=os.environ | _sentry_environment(case.dsn),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

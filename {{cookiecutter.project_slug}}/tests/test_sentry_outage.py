@@ -3,11 +3,13 @@ to the (loopback) receiver, with the route, the user and the tenant."""
 
 from pathlib import Path
 
+import pytest
+
 from app.core.config import Settings
 from app.main import create_app
 from tests.helpers import running, sign_up
 from tests.outage import interruptible_database
-from tests.sentry_helpers import exception_types, real_events, sentry_settings, settle
+from tests.sentry_helpers import exception_types, real_events, sentry_env, settle
 from tests.sentry_receiver import EnvelopeReceiver
 
 # What the drivers raise when the database is gone: SQLite's busy lock, PostgreSQL's refused
@@ -16,14 +18,12 @@ OUTAGE_ERRORS = {"OperationalError", "ConnectionRefusedError"}
 
 
 async def test_a_database_outage_reaches_the_receiver_with_route_user_and_tenant(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with EnvelopeReceiver() as receiver:
+        sentry_env(monkeypatch, dsn=receiver.dsn)
         async with interruptible_database(tmp_path) as (database_url, outage):
-            configured = sentry_settings(
-                settings.model_copy(update={"database_url": database_url}),
-                sentry_dsn=receiver.dsn,
-            )
+            configured = settings.model_copy(update={"database_url": database_url})
             async with running(create_app(configured)) as http:
                 owner = await sign_up(http)
                 with outage:

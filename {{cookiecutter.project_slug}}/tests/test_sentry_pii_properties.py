@@ -44,11 +44,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from app import sentry
+from app import sentry, sentry_scrubbing
 from app.api.deps import CurrentUser, SessionDep
 from app.core.config import Settings
 from tests.helpers import PROJECT_ROOT, Account, running, sign_up
-from tests.sentry_helpers import failing_app, sentry_settings, settle
+from tests.sentry_helpers import failing_app, sentry_env, settle
 from tests.sentry_receiver import EnvelopeReceiver
 
 LEAK_ROUTE = "/test/leak"
@@ -718,13 +718,13 @@ def receiver() -> Iterator[EnvelopeReceiver]:
 
 @pytest.fixture
 async def reporting(
-    settings: Settings, receiver: EnvelopeReceiver, upstream: str
+    settings: Settings, receiver: EnvelopeReceiver, upstream: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[AsyncClient]:
     # Between 0 and 1, the caller's sampling decision wins: `traced` scenarios send their
     # transaction, the others none.
-    tracing = sentry_settings(settings, sentry_dsn=receiver.dsn, sentry_traces_sample_rate=0.5)
+    sentry_env(monkeypatch, dsn=receiver.dsn, traces_sample_rate=0.5)
     async with running(
-        leaky_app(tracing, upstream), client_address=("198.51.100.99", 4444)
+        leaky_app(settings, upstream), client_address=("198.51.100.99", 4444)
     ) as http:
         yield http
 
@@ -849,7 +849,7 @@ def test_every_promised_shape_is_masked_whatever_precedes_it(data: st.DataObject
         first, second = data.draw(bare_values), data.draw(bare_values)
         secrets += [first, second, first + second]
         phrase = f"{data.draw(sensitive_keys)}={first}{second}"
-    scrubbed = sentry.scrub_text(prefix + phrase)
+    scrubbed = sentry_scrubbing.scrub_text(prefix + phrase)
     for value in secrets:
         for form in encodings(value):
             assert form not in scrubbed, f"{form!r} survived in {scrubbed!r}"

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from app.core.config import Settings, load_settings
+from app.sentry import SentrySettings, load_sentry_settings
 from tests.helpers import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
@@ -16,9 +16,7 @@ ROW = re.compile(r"^\| `(?P<name>SENTRY_[A-Z_]+)` \|(?P<cells>.*)\|$")
 CODE = re.compile(r"`([^`]*)`")
 
 SENTRY_FIELDS = {
-    name.upper(): field
-    for name, field in Settings.model_fields.items()
-    if name.startswith("sentry_")
+    f"SENTRY_{name.upper()}": field for name, field in SentrySettings.model_fields.items()
 }
 
 
@@ -34,7 +32,7 @@ def readme_rows() -> dict[str, list[str]]:
 
 
 def test_every_sentry_setting_is_in_the_readme_and_nothing_else() -> None:
-    assert Settings.model_config.get("env_prefix", "") == ""  # so SENTRY_X is sentry_x
+    assert SentrySettings.model_config.get("env_prefix") == "SENTRY_"  # so SENTRY_X is x
     assert SENTRY_FIELDS, "no sentry_* settings found"
     assert sorted(readme_rows()) == sorted(SENTRY_FIELDS)
 
@@ -89,10 +87,10 @@ def test_the_documented_bounds_are_accepted_and_just_past_them_refused(name: str
         for bound, inside in (("ge", True), ("le", True), ("gt", False), ("lt", False)):
             if (value := getattr(rule, bound, None)) is None:
                 continue
-            problems = load_settings(**{name.lower(): value}).sentry_problems
+            problems = _problems(**{_field(name): value})
             assert (not problems) is inside, (name, bound, value, problems)
             past = value - 0.001 if bound in {"ge", "gt"} else value + 0.001
-            problems = load_settings(**{name.lower(): past}).sentry_problems
+            problems = _problems(**{_field(name): past})
             assert problems, (name, bound, past)
             assert problems[0].startswith(f"{name}: "), problems
 
@@ -101,6 +99,15 @@ def test_the_documented_dsn_shape_is_what_the_settings_accept() -> None:
     shape = CODE.findall(readme_rows()["SENTRY_DSN"][1])[0]
     assert shape == "https://PUBLIC_KEY@HOST/PROJECT_ID"
     example = shape.replace("PUBLIC_KEY", "abc123").replace("HOST", "o1.ingest.sentry.io")
-    assert load_settings(sentry_dsn=example.replace("PROJECT_ID", "42")).sentry_problems == []
-    refused = load_settings(sentry_dsn=example.replace("PROJECT_ID", "project")).sentry_problems
+    assert _problems(dsn=example.replace("PROJECT_ID", "42")) == []
+    refused = _problems(dsn=example.replace("PROJECT_ID", "project"))
     assert refused == ["SENTRY_DSN: must end with the numeric project id: https://KEY@HOST/ID"]
+
+
+def _field(name: str) -> str:
+    return name.removeprefix("SENTRY_").lower()
+
+
+def _problems(**values: object) -> list[str]:
+    loaded = load_sentry_settings(**values)
+    return loaded if isinstance(loaded, list) else []

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import sentry
-from app.sentry import FILTERED
+from app import sentry, sentry_integration, sentry_repeats, sentry_sampling, sentry_scrubbing
+from app.sentry_scrubbing import FILTERED
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 
@@ -71,7 +71,7 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
     ],
 )
 def test_secrets_are_recognised_by_their_shape(text: str, expected: str) -> None:
-    assert sentry.scrub_text(text) == expected
+    assert sentry_scrubbing.scrub_text(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -106,18 +106,18 @@ def test_secrets_are_recognised_by_their_shape(text: str, expected: str) -> None
     ],
 )
 def test_sensitive_keys_in_any_case_and_spelling(key: str) -> None:
-    assert sentry.is_sensitive_key(key)
+    assert sentry_scrubbing.is_sensitive_key(key)
 
 
 @pytest.mark.parametrize(
     "key", ["author", "tenant_id", "user_id", "title", "page", "email", "footprint", "shipping"]
 )
 def test_ordinary_keys_are_kept(key: str) -> None:
-    assert not sentry.is_sensitive_key(key)
+    assert not sentry_scrubbing.is_sensitive_key(key)
 
 
 def test_query_strings_keep_their_shape() -> None:
-    scrubbed = sentry.scrub_query_string("page=2&api_key=abc&q=ada%40example.com&token=")
+    scrubbed = sentry_scrubbing.scrub_query_string("page=2&api_key=abc&q=ada%40example.com&token=")
     assert scrubbed == f"page=2&api_key={FILTERED}&q={FILTERED}&token={FILTERED}"
 
 
@@ -154,7 +154,7 @@ def _event(**overrides: Any) -> dict[str, Any]:
 
 
 def test_an_event_loses_its_secrets_and_keeps_what_debugging_needs() -> None:
-    scrubbed = sentry.scrub_event(_event())
+    scrubbed = sentry_scrubbing.scrub_event(_event())
     flat = repr(scrubbed)
     for secret in (
         "tag-secret",
@@ -195,12 +195,12 @@ def test_ids_survive_scrubbing_whatever_their_digits(
         "request": {"url": f"http://testserver/api/v1/items/{item_id}"},
         "message": f"item {item_id} of tenant {tenant_id} not found",
     }
-    assert sentry.scrub_event(event) == event
+    assert sentry_scrubbing.scrub_event(event) == event
 
 
 def test_the_user_email_survives_only_when_opted_in() -> None:
     event = _event(logentry={"message": "invited bob@example.com", "params": []})
-    scrubbed = sentry.scrub_event(event, keep_user_email=True)
+    scrubbed = sentry_scrubbing.scrub_event(event, keep_user_email=True)
     assert scrubbed["user"] == {"id": "u-1", "email": "ada@example.com"}
     assert scrubbed["logentry"]["message"] == f"invited {FILTERED}"  # only the user's own stays
 
@@ -215,7 +215,7 @@ def test_a_log_records_arguments_are_not_sent_beside_its_message() -> None:
             "formatted": "login retried with password=hunter2-Q9",
         }
     }
-    assert sentry.scrub_event(event)["logentry"] == {
+    assert sentry_scrubbing.scrub_event(event)["logentry"] == {
         "message": f"login retried with password={FILTERED}",  # a placeholder looks a value
         "formatted": f"login retried with password={FILTERED}",
     }
@@ -223,7 +223,7 @@ def test_a_log_records_arguments_are_not_sent_beside_its_message() -> None:
 
 def test_the_user_is_reduced_to_its_id() -> None:
     user = {"id": "u-1", "username": "ada", "name": "Ada L", "ip_address": "203.0.113.7"}
-    assert sentry.scrub_event({"user": user})["user"] == {"id": "u-1"}
+    assert sentry_scrubbing.scrub_event({"user": user})["user"] == {"id": "u-1"}
 
 
 def test_keys_are_scrubbed_too_and_meta_follows_them() -> None:
@@ -233,7 +233,7 @@ def test_keys_are_scrubbed_too_and_meta_follows_them() -> None:
         "extra": {"ada@example.com": "x", "note": "kept"},
         "_meta": {"extra": {"ada@example.com": {"": {"len": 3000}}}},
     }
-    assert sentry.scrub_event(event) == {
+    assert sentry_scrubbing.scrub_event(event) == {
         "extra": {FILTERED: "x", "note": "kept"},
         "_meta": {"extra": {FILTERED: {"": {"len": 3000}}}},
     }
@@ -252,7 +252,7 @@ def test_a_callers_baggage_keeps_only_scrubbed_sampling_fields() -> None:
             (b"authorization", b"Bearer Q9Q9Q9Q9Q9"),
         ]
     }
-    assert sentry._trace_headers(scope) == {
+    assert sentry_integration._trace_headers(scope) == {
         "sentry-trace": trace,
         "baggage": "sentry-trace_id=771a43a4192642f0b136d5159a501700,"
         f"sentry-transaction=GET%20%2Fu%2F{FILTERED.replace('[', '%5B').replace(']', '%5D')},"
@@ -269,7 +269,7 @@ def test_a_sentry_log_loses_its_template_arguments() -> None:
             "tier": "gold",
         },
     }
-    assert sentry._before_send_telemetry(log, {}) == {
+    assert sentry_integration.before_send_telemetry(log, {}) == {
         "body": f"retry with password={FILTERED}",
         # The placeholder looks like a value too (up to its "}").
         "attributes": {
@@ -282,7 +282,7 @@ def test_a_sentry_log_loses_its_template_arguments() -> None:
 def test_the_sampling_context_keeps_only_its_fields() -> None:
     dsc = {"trace_id": "771a43a4192642f0b136d5159a501700", "user_id": "Q9", "segment": "vip"}
     event = {"contexts": {"trace": {"dynamic_sampling_context": dsc}}}
-    assert sentry.scrub_event(event)["contexts"]["trace"]["dynamic_sampling_context"] == {
+    assert sentry_scrubbing.scrub_event(event)["contexts"]["trace"]["dynamic_sampling_context"] == {
         "trace_id": "771a43a4192642f0b136d5159a501700"
     }
 
@@ -295,7 +295,7 @@ def test_a_metrics_attributes_are_scrubbed() -> None:
         "trace_id": "771a43a4192642f0b136d5159a501700",
         "attributes": {"api_key": "Q9key", "note": "sent to ada@example.com", "tier": "gold"},
     }
-    scrubbed = sentry._before_send_telemetry(metric, {})
+    scrubbed = sentry_integration.before_send_telemetry(metric, {})
     assert scrubbed["attributes"] == {
         "api_key": FILTERED,
         "note": f"sent to {FILTERED}",
@@ -310,7 +310,12 @@ class _Unscrubbable(dict[str, Any]):
 
 
 @pytest.mark.parametrize(
-    "hook", [sentry._before_send, sentry._before_send_transaction, sentry._before_send_telemetry]
+    "hook",
+    [
+        sentry_integration.before_send,
+        sentry_integration.before_send_transaction,
+        sentry_integration.before_send_telemetry,
+    ],
 )
 def test_what_cannot_be_scrubbed_is_dropped_not_sent(hook: Any) -> None:
     assert hook(_event(extra=_Unscrubbable(secret="x")), {}) is None
@@ -321,7 +326,7 @@ def test_a_domain_error_brings_its_own_fingerprint() -> None:
         sentry_fingerprint = sentry.fingerprint("quota-exceeded", 42)
 
     error = QuotaExceededError()
-    event = sentry._before_send(_event(), {"exc_info": (type(error), error, None)})
+    event = sentry_integration.before_send(_event(), {"exc_info": (type(error), error, None)})
     assert event is not None
     assert event["fingerprint"] == ["quota-exceeded", "42"]
 
@@ -330,7 +335,6 @@ def test_a_domain_error_brings_its_own_fingerprint() -> None:
     ("path", "rate"),
     [
         ("/health", 0.0),
-        ("/metrics", 0.0),
         ("/api/v1/auth/token", 1.0),
         ("/api/v1/tenants", 1.0),
         ("/api/v1/items", 0.25),
@@ -338,11 +342,11 @@ def test_a_domain_error_brings_its_own_fingerprint() -> None:
     ],
 )
 def test_trace_rates_come_from_the_table(path: str, rate: float) -> None:
-    assert sentry.trace_rate(path, default_rate=0.25) == rate
+    assert sentry_sampling.trace_rate(path, default_rate=0.25) == rate
 
 
 def test_a_distributed_trace_keeps_its_parent_decision_except_for_table_rates() -> None:
-    sampler = sentry._traces_sampler(0.25)
+    sampler = sentry_integration.traces_sampler(0.25)
     assert sampler({"asgi_scope": {"path": "/api/v1/items"}, "parent_sampled": True}) == 1.0
     assert sampler({"asgi_scope": {"path": "/api/v1/items"}, "parent_sampled": False}) == 0.0
     assert sampler({"asgi_scope": {"path": "/health"}, "parent_sampled": True}) == 0.0
@@ -358,12 +362,17 @@ def test_the_request_middleware_follows_the_callers_sampling_decision(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # SentryRequestContext decides before it builds anything; the table's 0 and 1 still win.
-    monkeypatch.setattr(sentry._state, "traces_sample_rate", 0.25)
+    monkeypatch.setattr(sentry_integration.state, "traces_sample_rate", 0.25)
     trace = "771a43a4192642f0b136d5159a501700-b3e5d7e3d1f2a4c6"
-    assert sentry._sampled_transaction(_http_scope("/api/v1/items", f"{trace}-1")) is not None
-    assert sentry._sampled_transaction(_http_scope("/api/v1/items", f"{trace}-0")) is None
-    assert sentry._sampled_transaction(_http_scope("/health", f"{trace}-1")) is None
-    login = sentry._sampled_transaction(_http_scope("/api/v1/auth/token", f"{trace}-0"))
+    assert (
+        sentry_integration._sampled_transaction(_http_scope("/api/v1/items", f"{trace}-1"))
+        is not None
+    )
+    assert (
+        sentry_integration._sampled_transaction(_http_scope("/api/v1/items", f"{trace}-0")) is None
+    )
+    assert sentry_integration._sampled_transaction(_http_scope("/health", f"{trace}-1")) is None
+    login = sentry_integration._sampled_transaction(_http_scope("/api/v1/auth/token", f"{trace}-0"))
     assert login is not None
     assert login.trace_id == trace.split("-")[0]  # the caller's trace, continued
 
@@ -373,22 +382,21 @@ def test_the_request_middleware_follows_the_callers_sampling_decision(
     [
         {"category": "uvicorn.access", "message": '1.2.3.4:5 - "GET /items HTTP/1.1" 200'},
         {"category": "app.probe", "message": "probe GET /health answered"},
-        {"category": "httplib", "data": {"url": "http://10.0.0.2:8000/metrics"}},
+        {"category": "httplib", "data": {"url": "http://10.0.0.2:8000/health?deep=1"}},
     ],
 )
 def test_breadcrumbs_about_probes_are_dropped(crumb: dict[str, Any]) -> None:
-    assert sentry._before_breadcrumb(crumb, {}) is None
+    assert sentry_integration.before_breadcrumb(crumb, {}) is None
 
 
 def test_other_breadcrumbs_are_kept() -> None:
     crumb = {"category": "app.records", "message": "read /api/v1/health-records"}
-    assert sentry._before_breadcrumb(crumb, {}) == crumb
+    assert sentry_integration.before_breadcrumb(crumb, {}) == crumb
 
 
 def test_helpers_are_harmless_while_sentry_is_off() -> None:
-    assert not sentry.is_enabled()
+    assert not sentry_integration.state.enabled
     sentry.set_user_context("u", "t", email="ada@example.com")
-    sentry.clear_user_context()
     sentry.add_breadcrumb("step", answer=42)
     sentry.set_tag("k", "v")
     sentry.set_context("c", {"k": "v"})
@@ -397,7 +405,7 @@ def test_helpers_are_harmless_while_sentry_is_off() -> None:
 
 
 def test_a_repeated_error_spends_its_budget_then_answers_with_the_last_event() -> None:
-    budget = sentry.RepeatBudget(burst=3, per_minute=60)
+    budget = sentry_repeats.RepeatBudget(burst=3, per_minute=60)
     kind = ("BoomError", "kaboom", "app.py", 1)
     for number in range(3):
         assert budget.last_event_if_over_budget(kind, now=100.0) is None
@@ -408,7 +416,7 @@ def test_a_repeated_error_spends_its_budget_then_answers_with_the_last_event() -
 
 
 def test_the_repeat_budget_forgets_the_least_recently_seen_kind_first() -> None:
-    budget = sentry.RepeatBudget(burst=1, per_minute=0, kinds=2)
+    budget = sentry_repeats.RepeatBudget(burst=1, per_minute=0, kinds=2)
     storm, quiet, newcomer = ("Storm", "", "a.py", 1), ("Quiet", "", "b.py", 2), ("New", "", "c", 3)
     for kind in (storm, quiet):
         assert budget.last_event_if_over_budget(kind, now=0.0) is None

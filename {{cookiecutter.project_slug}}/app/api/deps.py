@@ -8,6 +8,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 {% if cookiecutter.include_sentry == "yes" -%}
+# Sentry seam: who is calling, on every event of the request.
 from app import sentry
 {% endif -%}
 from app.core.config import Settings

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.routing import Match
 {%- if cookiecutter.include_sentry == "yes" %}
 
+# Sentry seam: reports the errors handled here, and names the event in a 500 body.
 from app import sentry
 {%- endif %}
 
@@ -25,8 +26,9 @@ INTERNAL_ERROR_BODY = {"detail": "Internal Server Error"}
 
 def _internal_error_body(exc: Exception) -> dict[str, str]:
 {%- if cookiecutter.include_sentry == "yes" %}
-    # Sentry seam: the event id lets support find the report behind a user's screenshot.
-    if event_id := sentry.capture_exception(exc):
+    # Sentry seam: the id of the event the error was reported as (by the request middleware,
+    # or by the handler that caught it) lets support find the report behind a screenshot.
+    if event_id := sentry.event_id_of(exc):
         return {**INTERNAL_ERROR_BODY, "event_id": event_id}
 {%- endif %}
     return INTERNAL_ERROR_BODY
@@ -111,11 +113,12 @@ async def _conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+{%- if cookiecutter.include_sentry == "yes" %}
+    # Sentry seam: handled here, so reported here, once: an outage or a bug in a query.
+    sentry.capture_exception(exc)
+{%- endif %}
     if is_database_unavailable(exc):
         logger.warning("database unavailable on %s: %r", request.url.path, exc)
-{%- if cookiecutter.include_sentry == "yes" %}
-        sentry.capture_exception(exc)  # Sentry seam: an outage is worth an event
-{%- endif %}
         return JSONResponse(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             content={"detail": "The database is unavailable; try again shortly"},

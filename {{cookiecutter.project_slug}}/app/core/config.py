@@ -3,22 +3,8 @@
 import json
 from functools import lru_cache
 from typing import Annotated, Literal, Self
-{%- if cookiecutter.include_sentry == "yes" %}
-from urllib.parse import urlsplit
-
-from pydantic import (
-    Field,
-    ModelWrapValidatorHandler,
-    PrivateAttr,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-{%- else %}
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-{%- endif %}
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -63,22 +49,6 @@ class Settings(BaseSettings):
     # ERROR_PROBE=true mounts GET /api/v1/probe/error, which always fails with a 500: for
     # benchmarks of the error path and end-to-end checks of error reporting. Not in production.
     error_probe: bool = False
-{%- if cookiecutter.include_sentry == "yes" %}
-
-    # Sentry (app/sentry.py). A bad SENTRY_* value turns Sentry off with one log line at
-    # start-up instead of stopping the app: error tracking must never take the service down.
-    sentry_dsn: SecretStr = SecretStr("")  # empty: Sentry off; secret: it holds the key
-    sentry_environment: str = ""  # empty: ENVIRONMENT
-    sentry_release: str = ""  # empty: <project>@<version>, plus the git SHA when known
-    # 5 %: each sampled transaction costs about as much CPU as the request it traces
-    # (docs/benchmarks.md in the template); critical routes are traced fully (TRACE_RULES).
-    sentry_traces_sample_rate: float = Field(default=0.05, ge=0, le=1)
-    sentry_profiles_sample_rate: float = Field(default=0.0, ge=0, le=1)
-    sentry_debug: bool = False
-    sentry_send_user_email: bool = False  # e-mail is personal data: off unless opted in
-    sentry_shutdown_timeout: float = Field(default=2.0, gt=0, le=30)
-    _sentry_problems: list[str] = PrivateAttr(default_factory=list)
-{%- endif %}
 
     @field_validator("database_url")
     @classmethod
@@ -113,49 +83,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
-{%- if cookiecutter.include_sentry == "yes" %}
-
-    @field_validator("sentry_dsn")
-    @classmethod
-    def _looks_like_a_dsn(cls, value: SecretStr) -> SecretStr:
-        dsn = value.get_secret_value().strip()
-        if dsn:
-            parts = urlsplit(dsn)
-            try:
-                parts.port  # noqa: B018 - raises ValueError when the port is not a port
-            except ValueError:
-                raise ValueError("has an invalid port") from None
-            if parts.scheme not in {"http", "https"} or not parts.username or not parts.hostname:
-                # The value itself is not repeated: it holds the project's key.
-                raise ValueError("must look like https://PUBLIC_KEY@HOST/PROJECT_ID")
-            if not parts.path.rstrip("/").rpartition("/")[2].isdigit():
-                raise ValueError("must end with the numeric project id: https://KEY@HOST/ID")
-        return SecretStr(dsn)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _sentry_fails_open(cls, data: object, handler: ModelWrapValidatorHandler[Self]) -> Self:
-        """Validate again without the SENTRY_* values when only they are wrong; the problems
-        are kept for app/sentry.py to report at start-up, and Sentry stays off."""
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            problems = [
-                describe_error(error)
-                for error in exc.errors()
-                if error["loc"] and _is_sentry_key(error["loc"][0])
-            ]
-            if not problems or not isinstance(data, dict):
-                raise
-        settings = handler({k: v for k, v in data.items() if not _is_sentry_key(k)})
-        settings._sentry_problems = problems
-        return settings
-
-    @property
-    def sentry_problems(self) -> list[str]:
-        """The SENTRY_* settings that were refused (and so left Sentry off)."""
-        return list(self._sentry_problems)
-{%- endif %}
 
     @field_validator("secret_key")
     @classmethod
@@ -197,12 +124,6 @@ def describe_error(error: ErrorDetails) -> str:
     name = ".".join(str(part) for part in error["loc"]).upper()
     message = error["msg"].removeprefix("Value error, ")
     return f"{name}: {message}" if name else message
-{%- if cookiecutter.include_sentry == "yes" %}
-
-
-def _is_sentry_key(key: object) -> bool:
-    return isinstance(key, str) and key.lower().startswith("sentry_")
-{%- endif %}
 
 
 def load_settings(**overrides: object) -> Settings:
