@@ -18,7 +18,7 @@ from app import __version__
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.errors import install_exception_handlers
 from app.api.router import API_PREFIX, api_router
-from app.api.routes import health, probe
+from app.api.routes import error_route, health
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.db.session import create_engine, create_session_factory
@@ -79,6 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router)
-    if settings.error_probe:
-        app.include_router(probe.router, prefix=API_PREFIX)
+    if settings.error_route:
+        app.include_router(error_route.router, prefix=API_PREFIX)
     return app

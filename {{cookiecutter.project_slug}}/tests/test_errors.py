@@ -122,23 +122,23 @@ async def test_the_openapi_schema_documents_the_error_answers_of_every_route(
     assert "Retry-After" in paths["/api/v1/items"]["get"]["responses"]["503"]["headers"]
 
 
-async def test_the_error_probe_is_not_mounted_by_default(
+async def test_the_error_route_is_not_mounted_by_default(
     client: AsyncClient, owner: Account
 ) -> None:
-    response = await client.get("/api/v1/probe/error", headers=owner.headers)
+    response = await client.get("/api/v1/error", headers=owner.headers)
     assert response.status_code == 404
 
 
-async def test_the_error_probe_fails_with_a_500_when_enabled(
+async def test_the_error_route_fails_with_a_500_when_enabled(
     settings: Settings, owner: Account
 ) -> None:
-    async with running(create_app(settings.model_copy(update={"error_probe": True}))) as http:
-        response = await http.get("/api/v1/probe/error", headers=owner.headers)
+    async with running(create_app(settings.model_copy(update={"error_route": True}))) as http:
+        response = await http.get("/api/v1/error", headers=owner.headers)
         assert response.status_code == 500
         assert response.json()["detail"] == "Internal Server Error"
-        assert (await http.get("/api/v1/probe/error")).status_code == 401
+        assert (await http.get("/api/v1/error")).status_code == 401
 
 
-def test_the_error_probe_is_refused_in_production() -> None:
-    with pytest.raises(SettingsError, match="ERROR_PROBE must be off"):
-        load_settings(environment="production", secret_key="x" * 40, error_probe=True)
+def test_the_error_route_is_refused_in_production() -> None:
+    with pytest.raises(SettingsError, match="ERROR_ROUTE must be off"):
+        load_settings(environment="production", secret_key="x" * 40, error_route=True)

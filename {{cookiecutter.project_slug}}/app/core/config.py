@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app import PROJECT_NAME
+
 # The one value of SECRET_KEY we ship; it is fine on a laptop and refused anywhere else.
 PLACEHOLDER_SECRET = "changethis-local-development-only-key"  # noqa: S105 - refused outside dev
 MIN_SECRET_LENGTH = 32  # HS256 wants a key of at least 256 bits
@@ -29,7 +31,7 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    project_name: str = "{{ cookiecutter.project_name | replace('\\', '\\\\') | replace('"', '\\u0022') }}"
+    project_name: str = PROJECT_NAME
     environment: Literal["local", "test", "staging", "production"] = "local"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -46,9 +48,9 @@ class Settings(BaseSettings):
     # CORS_ORIGINS=https://a.example,https://b.example (or a JSON list)
     cors_origins: Annotated[list[str], NoDecode] = []
 
-    # ERROR_PROBE=true mounts GET /api/v1/probe/error, which always fails with a 500: for
+    # ERROR_ROUTE=true mounts GET /api/v1/error, which always fails with a 500: for
     # benchmarks of the error path and end-to-end checks of error reporting. Not in production.
-    error_probe: bool = False
+    error_route: bool = False
 
     @field_validator("database_url")
     @classmethod
@@ -101,9 +103,9 @@ class Settings(BaseSettings):
         )
 
     @model_validator(mode="after")
-    def _no_error_probe_in_production(self) -> Self:
-        if self.error_probe and self.environment == "production":
-            raise ValueError("ERROR_PROBE must be off when ENVIRONMENT=production")
+    def _no_error_route_in_production(self) -> Self:
+        if self.error_route and self.environment == "production":
+            raise ValueError("ERROR_ROUTE must be off when ENVIRONMENT=production")
         return self
 
     @property

@@ -5,11 +5,11 @@ from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
 
-# SQLite answers `SELECT 1` without reading the database file, so the probe would say "ok"
+# SQLite answers `SELECT 1` without reading the database file, so the check would say "ok"
 # while every query fails (the file locked by another process, unreadable, corrupt); reading
 # the schema version needs the file itself.
-SQLITE_PROBE = text("PRAGMA schema_version")
-PROBE = text("SELECT 1")
+SQLITE_HEALTH_QUERY = text("PRAGMA schema_version")
+HEALTH_QUERY = text("SELECT 1")
 
 
 class HealthStatus(BaseModel):
@@ -27,7 +27,7 @@ async def health(request: Request) -> JSONResponse:
     try:
         async with request.app.state.session_factory() as session:
             sqlite = request.app.state.settings.is_sqlite
-            await session.execute(SQLITE_PROBE if sqlite else PROBE)
+            await session.execute(SQLITE_HEALTH_QUERY if sqlite else HEALTH_QUERY)
     except Exception:  # any failure to reach the database means "not ready"
         body = HealthStatus(status="unavailable", database="unreachable")
         return JSONResponse(
