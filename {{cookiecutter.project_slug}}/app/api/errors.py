@@ -10,11 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.routing import Match
-{%- if cookiecutter.include_sentry == "yes" %}
 
+{% if cookiecutter.include_sentry == "yes" -%}
 # Sentry seam: reports the errors handled here, and names the event in a 500 body.
 from app import sentry
-{%- endif %}
+{% endif -%}
+from app.services.users import EMAIL_TAKEN, EmailTakenError
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,10 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _email_taken(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=status.HTTP_409_CONFLICT, content={"detail": EMAIL_TAKEN})
+
+
 async def _conflict(request: Request, exc: Exception) -> JSONResponse:
     # Two requests racing past the same uniqueness check: the loser gets 409, not 500.
     return JSONResponse(
@@ -140,6 +145,7 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
+    app.add_exception_handler(EmailTakenError, _email_taken)
     app.add_exception_handler(IntegrityError, _conflict)
     for exc_class in (DBAPIError, *CONNECTION_ERRORS):
         app.add_exception_handler(exc_class, _database_error)

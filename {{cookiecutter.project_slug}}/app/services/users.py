@@ -2,7 +2,6 @@
 
 import uuid
 
-from fastapi import HTTPException, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +10,10 @@ from app.db.tenancy import ALL_TENANTS
 from app.models import User, UserRole
 
 EMAIL_TAKEN = "A user with this e-mail already exists"
+
+
+class EmailTakenError(Exception):
+    """The e-mail belongs to a user of some tenant (the API answers 409, app/api/errors.py)."""
 
 
 async def add_user(
@@ -22,11 +25,11 @@ async def add_user(
     full_name: str | None,
     role: UserRole,
 ) -> User:
-    """Add (not commit) a user; 409 when the e-mail is taken in any tenant, since e-mails
-    choose the tenant at login. A race past this check ends in the unique index: also 409."""
+    """Add (not commit) a user; EmailTakenError when the e-mail is taken in any tenant, since
+    e-mails choose the tenant at login. A race past this check ends in the unique index."""
     taken = select(User.id).where(User.email == email).execution_options(**{ALL_TENANTS: True})
     if await session.scalar(taken):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=EMAIL_TAKEN)
+        raise EmailTakenError(EMAIL_TAKEN)
     user = User(
         tenant_id=tenant_id,
         email=email,

@@ -47,7 +47,7 @@ async def list_items(
         .where(Item.tenant_id == user.tenant_id)
         .order_by(Item.created_at.desc(), Item.id)
     )
-    rows, total = await fetch_page(session, statement, page)
+    rows, total = await fetch_page(session, statement, limit=page.limit, offset=page.offset)
     return ItemPage(
         items=[ItemPublic.model_validate(row) for row in rows],
         total=total,

@@ -50,7 +50,7 @@ async def list_users(
     statement = (
         select(User).where(User.tenant_id == user.tenant_id).order_by(User.created_at, User.id)
     )
-    rows, total = await fetch_page(session, statement, page)
+    rows, total = await fetch_page(session, statement, limit=page.limit, offset=page.offset)
     return UserPage(
         items=[UserPublic.model_validate(row) for row in rows],
         total=total,
