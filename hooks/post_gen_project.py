@@ -19,6 +19,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
         "yes": [
             "app/sentry.py",
             "docs/adr/0002-optional-sentry.md",
+            "docs/sentry.md",
             "tests/sentry_event_view.py",
             "tests/sentry_helpers.py",
             "tests/sentry_receiver.py",
