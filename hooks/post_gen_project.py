@@ -23,6 +23,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
             "app/sentry_sampling.py",
             "app/sentry_scrubbing.py",
             "docs/adr/0002-optional-sentry.md",
+            "docs/sentry.md",
             "tests/sentry_event_view.py",
             "tests/sentry_helpers.py",
             "tests/sentry_receiver.py",

@@ -199,13 +199,15 @@ def test_awkward_text_survives_into_every_file(output_dir: Path, text: str) -> N
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["description"] == expected
     assert pyproject["project"]["authors"][0]["name"] == expected
-    config = ast.parse((project / "app/core/config.py").read_text())
-    defaults = {
-        node.target.id: node.value
-        for node in ast.walk(config)
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value
+    package = ast.parse((project / "app/__init__.py").read_text())
+    constants = {
+        target.id: node.value
+        for node in ast.walk(package)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
     }
-    assert ast.literal_eval(defaults["project_name"]) == expected
+    assert ast.literal_eval(constants["PROJECT_NAME"]) == expected
     for source in project.rglob("*.py"):
         compile(source.read_text(), str(source), "exec")
     for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):

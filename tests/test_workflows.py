@@ -330,9 +330,8 @@ def test_release_step_names_the_release_as_the_app_does(cookies: Any, tmp_path: 
         [
             str(python),
             "-c",
-            "from app.core.config import load_settings\n"
-            "from app.sentry import release_name\n"
-            "print(release_name(load_settings()))",
+            "from app.sentry import SentrySettings, release_name\n"
+            "print(release_name(SentrySettings()))",
         ],
         project,
         env,

@@ -41,7 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("started %s %s (%s)", settings.project_name, __version__, settings.environment)
     # What start-up allocated (modules, settings, the engine) lives as long as the process:
     # frozen, it is left out of every garbage collection, which otherwise walked all of it
-    # and stalled requests by tens of milliseconds (docs/benchmarks.md in the template).
+    # and stalled requests by tens of milliseconds (measured by the template's benchmark).
     gc.freeze()
     try:
         yield
