@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from app.core.config import Settings, load_settings
-from tests.helpers import PROJECT_ROOT
+from tests.support.helpers import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 ROW = re.compile(r"^\| `(?P<name>SENTRY_[A-Z_]+)` \|(?P<cells>.*)\|$")
