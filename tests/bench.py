@@ -130,7 +130,7 @@ def receiver(project: Project) -> Iterator["Receiver"]:
             LOAD_CORE,
             project.python,
             "-m",
-            "tests.sentry_receiver",
+            "tools.sentry_dev",
             str(port),
             "--quiet",
         ],

@@ -149,7 +149,7 @@ def test_generated_test_suite_passes(
     assert f"database backend: {backend}" in result.stdout
     profile = "long" if TARGET == "test-long" else "default"
     assert f"hypothesis profile: {profile}" in result.stdout
-    sentry_tests = re.findall(r"^(\w+) tests/test_sentry_\w+\.py::", result.stdout, re.MULTILINE)
+    sentry_tests = re.findall(r"^(\w+) tests/sentry/test_\w+\.py::", result.stdout, re.MULTILINE)
     if answers_of["include_sentry"] == "yes":
         assert len(sentry_tests) > 50, "the Sentry tests did not run"
         assert set(sentry_tests) == {"PASSED"}, "a Sentry test was skipped or failed"
@@ -235,7 +235,7 @@ class _Receiver:
             [
                 str(project / ".venv" / "bin" / "python"),
                 "-m",
-                "tests.sentry_receiver",
+                "tools.sentry_dev",
                 str(_free_port()),
                 "--json",
             ],

@@ -15,8 +15,13 @@ from app.core import security
 from app.core.config import Settings, load_settings
 from app.db.base import Base
 from app.main import create_app
-from tests.databases import BACKEND, create_postgres_database, drop_postgres_database, sqlite_url
-from tests.helpers import Account, empty_database, sign_up
+from tests.support.databases import (
+    BACKEND,
+    create_postgres_database,
+    drop_postgres_database,
+    sqlite_url,
+)
+from tests.support.helpers import Account, empty_database, sign_up
 
 # Property tests run a small profile on every `make test` and >= 1,000 examples each under
 # `make test-long` (HYPOTHESIS_PROFILE=long). No deadline: an example is a real HTTP exchange

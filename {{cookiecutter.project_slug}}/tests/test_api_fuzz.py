@@ -31,9 +31,9 @@ from schemathesis.specs.openapi.checks import (
 from app.core.config import Settings, load_settings
 from app.core.security import create_access_token
 from app.main import create_app
-from tests.databases import BACKEND
-from tests.helpers import sign_up
-from tests.live_server import LiveServer, fresh_database
+from tests.support.databases import BACKEND
+from tests.support.helpers import sign_up
+from tests.support.live_server import LiveServer, fresh_database
 
 # Built from the app factory at collection (schemathesis makes one test per operation of it);
 # the `live_api` fixture checks that the running server serves exactly this schema.

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select, update
 from app.core.config import Settings
 from app.core.security import REQUIRED_CLAIMS, create_access_token
 from app.models import Tenant, User
-from tests.helpers import PASSWORD, Account
+from tests.support.helpers import PASSWORD, Account
 
 
 async def test_login_returns_a_bearer_token(client: AsyncClient, owner: Account) -> None:

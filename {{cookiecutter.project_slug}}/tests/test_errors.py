@@ -6,7 +6,7 @@ from httpx import AsyncClient
 
 from app.core.config import Settings, SettingsError, load_settings
 from app.main import create_app
-from tests.helpers import Account, running
+from tests.support.helpers import Account, running
 
 
 class BoomError(Exception):

@@ -7,8 +7,8 @@ from httpx import AsyncClient, Response
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.helpers import PASSWORD, Account, running, sign_up
-from tests.outage import Outage, interruptible_database
+from tests.support.helpers import PASSWORD, Account, running, sign_up
+from tests.support.outage import Outage, interruptible_database
 
 # What each kind of route answers while the database is there.
 SERVED = {"sign-up": 201, "login": 200, "me": 200, "list": 200, "create": 201}
@@ -60,7 +60,8 @@ async def test_routes_answer_503_json_when_the_database_is_down(
 async def app_with_interruptible_database(
     settings: Settings, tmp_path: Path
 ) -> AsyncIterator[tuple[AsyncClient, Outage]]:
-    """An app serving from a working database that the test can take away (tests/outage.py)."""
+    """An app serving from a working database that the test can take away
+    (tests/support/outage.py)."""
     async with interruptible_database(tmp_path) as (database_url, outage):
         application = create_app(settings.model_copy(update={"database_url": database_url}))
         async with running(application) as http:

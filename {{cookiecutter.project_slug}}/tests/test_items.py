@@ -4,7 +4,7 @@ import uuid
 import pytest
 from httpx import AsyncClient
 
-from tests.helpers import Account, invite
+from tests.support.helpers import Account, invite
 
 
 async def _create(client: AsyncClient, account: Account, title: str = "Ledger") -> dict[str, str]:

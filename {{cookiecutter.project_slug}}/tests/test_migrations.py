@@ -17,8 +17,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.base import Base
-from tests.databases import BACKEND, create_postgres_database, drop_postgres_database, sqlite_url
-from tests.helpers import PROJECT_ROOT
+from tests.support.databases import (
+    BACKEND,
+    create_postgres_database,
+    drop_postgres_database,
+    sqlite_url,
+)
+from tests.support.helpers import PROJECT_ROOT
 
 
 @pytest.fixture

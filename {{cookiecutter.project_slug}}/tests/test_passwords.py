@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.core.security import password_hash
 from app.models import User
-from tests.helpers import PASSWORD, Account, invite
+from tests.support.helpers import PASSWORD, Account, invite
 
 _FORMAT = logging.Formatter("%(name)s %(levelname)s %(message)s")
 

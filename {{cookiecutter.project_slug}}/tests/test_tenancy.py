@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select, update
 
 from app.db.tenancy import ALL_TENANTS, CrossTenantWriteError, bind_tenant
 from app.models import Item, User
-from tests.helpers import Account
+from tests.support.helpers import Account
 
 
 async def _seed(client: AsyncClient, *accounts: Account) -> None:

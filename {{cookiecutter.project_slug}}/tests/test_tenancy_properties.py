@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.models import Item, Tenant, User
-from tests.helpers import Account, empty_database, invite, login, sign_up
+from tests.support.helpers import Account, empty_database, invite, login, sign_up
 
 ITEMS = "/api/v1/items"
 # Argon2 hashes (~0.1-0.2 s of CPU each, by design) an example may spend after its first two

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from tests.helpers import PASSWORD
+from tests.support.helpers import PASSWORD
 
 SIGNUP = {"tenant_name": "Acme", "email": "Owner@Example.com", "password": PASSWORD}
 

@@ -1,6 +1,6 @@
 from httpx import AsyncClient
 
-from tests.helpers import PASSWORD, Account, invite
+from tests.support.helpers import PASSWORD, Account, invite
 
 
 async def test_me_describes_the_caller(client: AsyncClient, owner: Account) -> None:

@@ -17,7 +17,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db.base import Base
-from tests.databases import BACKEND, create_postgres_database, drop_postgres_database, sqlite_url
+from tests.support.databases import (
+    BACKEND,
+    create_postgres_database,
+    drop_postgres_database,
+    sqlite_url,
+)
 
 STARTUP_TIMEOUT = 30.0  # seconds; also the longest wait for a clean shutdown
 

@@ -22,8 +22,8 @@ from app.sentry_integration import MAX_BODY_BYTES
 from app.sentry_repeats import RepeatBudget, error_kind
 from app.sentry_sampling import QUIET_PATHS, TRACE_RULES
 from app.sentry_scrubbing import is_sensitive_key, scrub_event, scrub_query_string, scrub_text
-from tests.helpers import PROJECT_ROOT
-from tests.sentry_receiver import FAULTS, PROJECT_ID, PUBLIC_KEY
+from tests.support.helpers import PROJECT_ROOT
+from tools.sentry_dev.receiver import FAULTS, PROJECT_ID, PUBLIC_KEY
 
 GUIDE = PROJECT_ROOT / "docs" / "sentry.md"
 README = PROJECT_ROOT / "README.md"
@@ -227,7 +227,7 @@ FACTS: dict[str, Callable[[], object]] = {
         hypothesis_settings.get_profile("long").max_examples
     ),
     r"`SENTRY_DEV_PORT`, (\d+) by default": _makefile_port,
-    r"tests\.sentry_receiver (\d+)": _makefile_port,
+    r"tools\.sentry_dev (\d+)": _makefile_port,
     r"SENTRY_DSN=(http://[^\s`']+)": lambda: (
         f"http://{PUBLIC_KEY}@127.0.0.1:{_makefile_port()}/{PROJECT_ID}"
     ),

@@ -47,9 +47,9 @@ from sqlalchemy import text
 from app import sentry, sentry_scrubbing
 from app.api.deps import CurrentUser, SessionDep
 from app.core.config import Settings
-from tests.helpers import PROJECT_ROOT, Account, running, sign_up
-from tests.sentry_helpers import failing_app, sentry_env, settle
-from tests.sentry_receiver import EnvelopeReceiver
+from tests.sentry.helpers import failing_app, sentry_env, settle
+from tests.support.helpers import PROJECT_ROOT, Account, running, sign_up
+from tools.sentry_dev.receiver import EnvelopeReceiver
 
 LEAK_ROUTE = "/test/leak"
 route_logger = logging.getLogger("app.tests.leak")
@@ -708,12 +708,6 @@ def upstream() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-@pytest.fixture
-def receiver() -> Iterator[EnvelopeReceiver]:
-    with EnvelopeReceiver() as running_receiver:
-        yield running_receiver
 
 
 @pytest.fixture

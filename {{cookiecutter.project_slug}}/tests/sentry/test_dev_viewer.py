@@ -13,9 +13,9 @@ from httpx import AsyncClient
 
 from app import sentry
 from app.core.config import Settings
-from tests.helpers import PROJECT_ROOT, Account, running
-from tests.sentry_event_view import scrubbed_paths
-from tests.sentry_helpers import TEST_RELEASE, failing_app, sentry_env, unused_port
+from tests.sentry.helpers import TEST_RELEASE, failing_app, sentry_env, unused_port
+from tests.support.helpers import PROJECT_ROOT, Account, running
+from tools.sentry_dev.view import scrubbed_paths
 
 # Sent in the failing request; the output may show them only as [Filtered].
 SECRET_PASSWORD = "hunter2-never-shown"
@@ -23,11 +23,15 @@ SECRET_TOKEN = "tok-never-shown"
 
 
 class Viewer:
-    """`python -m tests.sentry_receiver PORT`, the command `make sentry-dev` runs."""
+    """`python -m tools.sentry_dev PORT`, the command `make sentry-dev` runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sigint_ignored: bool = False) -> None:
+        command = [sys.executable, "-m", "tools.sentry_dev", str(unused_port())]
+        if sigint_ignored:
+            # What a background job of a shell without job control inherits: SIGINT ignored.
+            command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.sentry_receiver", str(unused_port())],
+            command,
             cwd=PROJECT_ROOT,
             env=_environment(),
             stdout=subprocess.PIPE,
@@ -41,12 +45,13 @@ class Viewer:
         # How to use it, up to "Ctrl-C stops": read before any test stops it.
         self.intro = "".join(iter(self.process.stdout.readline, "Ctrl-C stops\n"))
 
-    def stop(self) -> str:
-        """Ctrl-C, as a developer stops it; returns everything it printed after the first line.
-        Call it once whatever was sent has been answered: the viewer prints an item before it
-        answers the request that carried it."""
+    def stop(self, how: signal.Signals = signal.SIGTERM) -> str:
+        """SIGTERM, as a test runner or process manager stops it (it is never ignored, however
+        the suite was started); returns everything it printed after the first line. Call it
+        once whatever was sent has been answered: the viewer prints an item before it answers
+        the request that carried it."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(how)
         output = self.process.communicate(timeout=30)[0]
         assert self.process.returncode == 0, output
         return output
@@ -58,9 +63,14 @@ def viewer() -> Iterator[Viewer]:
     try:
         yield running_viewer
     finally:
-        if running_viewer.process.poll() is None:
-            running_viewer.process.kill()
-            running_viewer.process.communicate()
+        _kill_if_running(running_viewer)
+
+
+def _kill_if_running(viewer: Viewer) -> None:
+    """After a failed test: SIGKILL, which nothing can ignore or delay."""
+    if viewer.process.poll() is None:
+        viewer.process.kill()
+        viewer.process.communicate()
 
 
 def _environment(**values: str) -> dict[str, str]:
@@ -85,6 +95,16 @@ def test_it_starts_with_the_dsn_to_use_and_how_to_use_it(viewer: Viewer) -> None
     assert viewer.stop().strip() == "received 0 events, 0 transactions"
 
 
+def test_ctrl_c_stops_it_even_when_sigint_was_inherited_ignored() -> None:
+    """`make sentry-dev &` from a script: Ctrl-C (SIGINT) still prints the counts and exits 0,
+    as SIGTERM does."""
+    started = Viewer(sigint_ignored=True)
+    try:
+        assert started.stop(signal.SIGINT).strip() == "received 0 events, 0 transactions"
+    finally:
+        _kill_if_running(started)
+
+
 async def test_an_error_is_shown_with_its_context_and_secrets_only_as_filtered(
     viewer: Viewer, settings: Settings, owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,7 +126,7 @@ async def test_an_error_is_shown_with_its_context_and_secrets_only_as_filtered(
     event = _block(output, f"=== ERROR  event {failed.json()['event_id']}")
     lines = event.splitlines()
     assert lines[1] == "  BoomError: rejected password=[Filtered] token=[Filtered]"
-    assert "  route        tests.sentry_helpers.failing_app.<locals>.leaky" in lines
+    assert "  route        tests.sentry.helpers.failing_app.<locals>.leaky" in lines
     assert "  request      POST http://testserver/test/leaky?token=[Filtered]&page=2" in lines
     assert f"  user         id={owner.user_id}" in lines
     assert f"  tenant       {owner.tenant_id}" in lines
@@ -153,7 +173,7 @@ def test_a_port_in_use_is_named_not_a_traceback() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "tests.sentry_receiver", str(port)],
+            [sys.executable, "-m", "tools.sentry_dev", str(port)],
             cwd=PROJECT_ROOT,
             capture_output=True,
             text=True,

@@ -24,10 +24,10 @@ from app import sentry
 from app.api.deps import CurrentUser
 from app.core.config import Settings
 from app.main import create_app
-from tests.helpers import Account, running
+from tests.support.helpers import Account, running
 
 if TYPE_CHECKING:  # the receiver needs sentry_sdk, which one test runs without
-    from tests.sentry_receiver import EnvelopeReceiver
+    from tools.sentry_dev.receiver import EnvelopeReceiver
 
 TEST_RELEASE = "acme@test"
 route_logger = logging.getLogger("app.tests.routes")

@@ -1,6 +1,6 @@
 """The callbacks that shape every event, tested directly: an exception inside one of them
 would make the SDK drop the event silently, so each rule is pinned here as well as on the
-wire (tests/test_sentry_wire.py)."""
+wire (tests/sentry/test_wire.py)."""
 
 import uuid
 from typing import Any

@@ -7,13 +7,13 @@ import pytest
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.helpers import running, sign_up
-from tests.outage import interruptible_database
-from tests.sentry_helpers import exception_types, real_events, sentry_env, settle
-from tests.sentry_receiver import EnvelopeReceiver
+from tests.sentry.helpers import exception_types, real_events, sentry_env, settle
+from tests.support.helpers import running, sign_up
+from tests.support.outage import interruptible_database
+from tools.sentry_dev.receiver import EnvelopeReceiver
 
 # What the drivers raise when the database is gone: SQLite's busy lock, PostgreSQL's refused
-# reconnection (tests/outage.py).
+# reconnection (tests/support/outage.py).
 OUTAGE_ERRORS = {"OperationalError", "ConnectionRefusedError"}
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from tests.databases import BACKEND
-from tests.live_server import fresh_database
+from tests.support.databases import BACKEND
+from tests.support.live_server import fresh_database
 
 # How long an app query waits for a locked SQLite file before it fails (Python's default is
 # 5 s, which would only make the outage slower to observe).

@@ -2,7 +2,7 @@
 answers every request of a concurrent burst exactly right, and stops within
 SENTRY_SHUTDOWN_TIMEOUT; and once a receiver is back, new events reach it again.
 
-Every fault is a real loopback peer (tests/sentry_receiver.py) talking to the SDK's real HTTP
+Every fault is a real loopback peer (tools/sentry_dev/receiver.py) talking to the SDK's real HTTP
 transport. What that transport (sentry-sdk 2.x, transport.py) does with events during an
 outage, and what each case checks:
 
@@ -32,8 +32,7 @@ from httpx import AsyncClient
 
 from app import sentry_integration
 from app.core.config import Settings
-from tests.helpers import PROJECT_ROOT, Account
-from tests.sentry_helpers import (
+from tests.sentry.helpers import (
     SENTRY_DEFAULTS,
     capturing_sentry_log,
     exception_types,
@@ -42,7 +41,8 @@ from tests.sentry_helpers import (
     serve_then_stop,
     unused_port,
 )
-from tests.sentry_receiver import (
+from tests.support.helpers import PROJECT_ROOT, Account
+from tools.sentry_dev.receiver import (
     BLACK_HOLE,
     HEALTHY,
     PROJECT_ID,
@@ -339,8 +339,8 @@ WITHOUT_SDK = textwrap.dedent(
     sys.meta_path.insert(0, NoSentry())
 
     from app.core.config import load_settings
-    from tests.helpers import Account
-    from tests.sentry_helpers import failing_app, serve_burst, serve_then_stop
+    from tests.support.helpers import Account
+    from tests.sentry.helpers import failing_app, serve_burst, serve_then_stop
 
     given = json.load(sys.stdin)
     account = Account(
@@ -377,7 +377,12 @@ async def _without_the_sdk(settings: Settings, owner: Account, case: Case) -> fl
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(json.dumps(given).encode()), 120)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(json.dumps(given).encode()), 120)
+    finally:
+        if process.returncode is None:  # timed out or cancelled: no process outlives its test
+            process.kill()
+            await process.wait()
     assert process.returncode == 0, err.decode()
     outcome = json.loads(out)
     assert outcome["sentry_sdk_imported"] is False

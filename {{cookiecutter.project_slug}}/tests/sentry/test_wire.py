@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,8 +17,7 @@ from sqlalchemy import update
 
 from app.core.config import Settings
 from app.models import User
-from tests.helpers import PASSWORD, PROJECT_ROOT, Account, invite, running
-from tests.sentry_helpers import (
+from tests.sentry.helpers import (
     TEST_RELEASE,
     exception_types,
     failing_app,
@@ -28,15 +27,10 @@ from tests.sentry_helpers import (
     unused_port,
     with_a_logging_probe,
 )
-from tests.sentry_receiver import EnvelopeReceiver
+from tests.support.helpers import PASSWORD, PROJECT_ROOT, Account, invite, running
+from tools.sentry_dev.receiver import EnvelopeReceiver
 
 CLIENT_IP = "203.0.113.7"  # TEST-NET-3: must never appear in what is sent
-
-
-@pytest.fixture
-def receiver() -> Iterator[EnvelopeReceiver]:
-    with EnvelopeReceiver() as running_receiver:
-        yield running_receiver
 
 
 @pytest.fixture
@@ -79,7 +73,7 @@ async def test_an_unhandled_error_arrives_once_with_request_user_and_tenant(
     assert exception["value"] == "kaboom"
     frames = exception["stacktrace"]["frames"]
     assert frames[-1]["function"] == "boom"
-    assert frames[-1]["filename"].endswith("sentry_helpers.py")
+    assert frames[-1]["filename"].endswith("tests/sentry/helpers.py")
     assert event["request"]["method"] == "GET"
     assert event["request"]["url"] == "http://testserver/test/boom"
     assert event["request"]["query_string"] == "page=2"
@@ -88,7 +82,7 @@ async def test_an_unhandled_error_arrives_once_with_request_user_and_tenant(
     assert event["contexts"]["tenant"] == {"id": str(owner.tenant_id)}
     assert event["environment"] == "test"
     assert event["release"] == TEST_RELEASE
-    assert event["transaction"] == "tests.sentry_helpers.failing_app.<locals>.boom"
+    assert event["transaction"] == "tests.sentry.helpers.failing_app.<locals>.boom"
     assert event["level"] == "error"
 
 
@@ -278,7 +272,7 @@ async def test_a_failing_request_is_traced_under_its_endpoint(
         assert answer.status_code == 500
         settle(receiver)
     [transaction] = receiver.transactions
-    assert transaction["transaction"] == "tests.sentry_helpers.failing_app.<locals>.boom"
+    assert transaction["transaction"] == "tests.sentry.helpers.failing_app.<locals>.boom"
     assert transaction["contexts"]["trace"]["status"] == "internal_error"
     # The signed-in user was looked up: one SQL span, with the database named.
     [query] = [span for span in transaction["spans"] if span["op"] == "db"]

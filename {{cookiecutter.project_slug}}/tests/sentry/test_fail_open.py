@@ -1,6 +1,6 @@
 """Fail-open: a bad Sentry setting leaves Sentry off with one log line that says why, and the
 app serves every request correctly. How the app serves and stops whatever the receiver does,
-or when the SDK is missing, is the fault matrix in test_sentry_faults.py."""
+or when the SDK is missing, is the fault matrix in test_faults.py."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -9,8 +9,8 @@ import pytest
 
 from app import sentry_integration
 from app.core.config import Settings, SettingsError, load_settings
-from tests.helpers import Account, running
-from tests.sentry_helpers import SentryLog, capturing_sentry_log, failing_app, sentry_env
+from tests.sentry.helpers import SentryLog, capturing_sentry_log, failing_app, sentry_env
+from tests.support.helpers import Account, running
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ async def _serves_normally(settings: Settings, owner: Account) -> dict[str, Any]
         return body
 
 
-# An empty and a malformed SENTRY_DSN are cases of the fault matrix (test_sentry_faults.py).
+# An empty and a malformed SENTRY_DSN are cases of the fault matrix (test_faults.py).
 @pytest.mark.parametrize(
     ("sentry_values", "reason"),
     [

@@ -15,8 +15,8 @@ It can also misbehave like a Sentry in trouble, and be switched back while the a
 `deliveries` holds what was accepted (answered 2xx); `refused` what arrived but was answered
 with an error status, so a test can tell "refused" from "never sent".
 
-`python -m tests.sentry_receiver [PORT] [--json] [--fault NAME]` runs one in the foreground and
-prints what arrives (readably, see tests/sentry_event_view.py, or the whole JSON); NAME is one
+`python -m tools.sentry_dev [PORT] [--json] [--fault NAME]` runs one in the foreground and
+prints what arrives (readably, see tools/sentry_dev/view.py, or the whole JSON); NAME is one
 of FAULTS, to watch how an app behaves against a Sentry in trouble. `make sentry-dev` runs it.
 """
 
@@ -24,6 +24,7 @@ import argparse
 import gzip
 import json
 import re
+import signal
 import sys
 import threading
 import time
@@ -31,11 +32,12 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 from typing import Any
 
 from sentry_sdk.envelope import Envelope
 
-from tests.sentry_event_view import describe
+from tools.sentry_dev.view import describe
 
 ENVELOPE_PATH = re.compile(r"/api/(?P<project>\d+)/envelope/?")
 PUBLIC_KEY = "testkey"
@@ -323,15 +325,28 @@ def _payload(item: Any) -> object:
         return None
 
 
+def _stop_on_sigint_and_sigterm() -> None:
+    """Ctrl-C and SIGTERM (what `kill`, test runners and process managers send) both stop the
+    receiver cleanly. SIGINT's handler is set here, not left to Python: a process started in
+    the background by a shell without job control (`make sentry-dev &`, `nohup make test &` in
+    a script) inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str]) -> int:
-    """python -m tests.sentry_receiver [PORT] [--json] [--fault NAME] [--quiet]: print each
+    """python -m tools.sentry_dev [PORT] [--json] [--fault NAME] [--quiet]: print each
     item as it arrives."""
-    parser = argparse.ArgumentParser(prog="python -m tests.sentry_receiver")
+    parser = argparse.ArgumentParser(prog="python -m tools.sentry_dev")
     parser.add_argument("port", nargs="?", type=int, default=9000)
     parser.add_argument("--json", action="store_true", help="print whole items, not summaries")
     parser.add_argument("--fault", choices=sorted(FAULTS), help="answer like a Sentry in trouble")
     parser.add_argument(
-        "--quiet", action="store_true", help="print only the counts, on Ctrl-C (for benchmarks)"
+        "--quiet", action="store_true", help="print only the counts, when stopped (for benchmarks)"
     )
     args = parser.parse_args(argv)
 
@@ -357,6 +372,7 @@ def main(argv: list[str]) -> int:
         return 1
     with receiver:
         try:
+            _stop_on_sigint_and_sigterm()
             # The first line is read by scripts (the template's tests, its benchmark): keep it.
             print(f"listening; set SENTRY_DSN={receiver.dsn}", flush=True)
             if not (args.json or args.quiet):
@@ -369,6 +385,9 @@ def main(argv: list[str]) -> int:
                 )
             threading.Event().wait()
         except KeyboardInterrupt:
+            # A second signal while the receiver closes ends the process at once.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             print(
                 f"received {len(receiver.events)} events, "
                 f"{len(receiver.transactions)} transactions",
