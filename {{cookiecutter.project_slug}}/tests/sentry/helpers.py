@@ -126,6 +126,16 @@ def exception_types(event: dict[str, Any]) -> list[str]:
     return [value["type"] for value in (event.get("exception") or {}).get("values", [])]
 
 
+def assert_reported_for(event: dict[str, Any], account: Account, url: str, query: str) -> None:
+    """What the event of a signed-in GET must carry: the request, the user, the tenant."""
+    assert event["request"]["method"] == "GET"
+    assert event["request"]["url"] == url
+    assert event["request"]["query_string"] == query
+    assert event["user"] == {"id": str(account.user_id)}
+    assert event["tags"]["tenant_id"] == str(account.tenant_id)
+    assert event["contexts"]["tenant"] == {"id": str(account.tenant_id)}
+
+
 def unused_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as probe:

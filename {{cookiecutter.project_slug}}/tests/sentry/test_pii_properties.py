@@ -219,54 +219,54 @@ def jwts(draw: st.DrawFn) -> str:
     return jwt.encode(claims, draw(token_values) * 4, algorithm="HS256")
 
 
-SHAPES = ["pair", "encoded", "quoted", "json", "dict", "header", "bearer"]
-SHAPES += ["jwt", "email", "card", "ip", "url"]
+# Each shape a secret can take in free text: where its value comes from, and the text around it.
+Phrase = Callable[[st.DrawFn, str, str], str]
+PHRASES: dict[str, tuple[st.SearchStrategy[str], Phrase]] = {
+    "pair": (
+        bare_values,
+        lambda draw, key, value: f"{key}{draw(st.sampled_from(['=', ': ', ' = ', ':']))}{value}",
+    ),
+    "encoded": (
+        bare_values,
+        lambda draw, key, value: (
+            f"{key}={quote(value, safe=draw(st.sampled_from(['', '/', '/:@'])))}"
+        ),
+    ),
+    "quoted": (any_values, lambda draw, key, value: f"{key}={value!r}"),
+    "json": (
+        any_values,
+        lambda draw, key, value: json.dumps({key: value}, ensure_ascii=draw(st.booleans())),
+    ),
+    "dict": (any_values, lambda draw, key, value: f"payload { ({key: value, 'page': 2})!r}"),
+    "header": (
+        token_values,
+        lambda draw, key, value: f"{draw(st.sampled_from(HEADER_NAMES))}: {value}",
+    ),
+    "bearer": (
+        token_values,
+        lambda draw, key, value: f"{draw(st.sampled_from(['Bearer', 'bearer', 'Basic']))} {value}",
+    ),
+    "jwt": (jwts(), lambda draw, key, value: f"token {value}"),
+    "email": (emails, lambda draw, key, value: f"sent to {value}"),
+    "card": (card_numbers(), lambda draw, key, value: f"charged {value}"),
+    "ip": (ip_addresses, lambda draw, key, value: f"client {value} refused"),
+    "url": (
+        bare_values,
+        lambda draw, key, value: f"upstream https://svc:{value}@db.internal/x failed",
+    ),
+}
+SHAPES = list(PHRASES)
 
 
 @st.composite
 def secret_phrases(draw: st.DrawFn, secrets: list[str], shapes: list[str] = SHAPES) -> str:
     """Free text with one secret in it, in a shape the README says the scrubber recognises
     and that a developer would plausibly write in a message."""
-    shape = draw(st.sampled_from(shapes))
+    values, phrase = PHRASES[draw(st.sampled_from(shapes))]
     key = draw(sensitive_keys)
-    if shape == "pair":
-        value = draw(bare_values)
-        text = f"{key}{draw(st.sampled_from(['=', ': ', ' = ', ':']))}{value}"
-    elif shape == "encoded":
-        value = draw(bare_values)
-        text = f"{key}={quote(value, safe=draw(st.sampled_from(['', '/', '/:@'])))}"
-    elif shape == "quoted":
-        value = draw(any_values)
-        text = f"{key}={value!r}"
-    elif shape == "json":
-        value = draw(any_values)
-        text = json.dumps({key: value}, ensure_ascii=draw(st.booleans()))
-    elif shape == "dict":
-        value = draw(any_values)
-        text = f"payload { ({key: value, 'page': 2})!r}"
-    elif shape == "header":
-        value = draw(token_values)
-        text = f"{draw(st.sampled_from(HEADER_NAMES))}: {value}"
-    elif shape == "bearer":
-        value = draw(token_values)
-        text = f"{draw(st.sampled_from(['Bearer', 'bearer', 'Basic']))} {value}"
-    elif shape == "jwt":
-        value = draw(jwts())
-        text = f"token {value}"
-    elif shape == "email":
-        value = draw(emails)
-        text = f"sent to {value}"
-    elif shape == "card":
-        value = draw(card_numbers())
-        text = f"charged {value}"
-    elif shape == "ip":
-        value = draw(ip_addresses)
-        text = f"client {value} refused"
-    else:
-        value = draw(bare_values)
-        text = f"upstream https://svc:{value}@db.internal/x failed"
+    value = draw(values)
     secrets.append(value)
-    return text
+    return phrase(draw, key, value)
 
 
 @st.composite

@@ -19,6 +19,7 @@ from app.core.config import Settings
 from app.models import User
 from tests.sentry.helpers import (
     TEST_RELEASE,
+    assert_reported_for,
     exception_types,
     failing_app,
     real_events,
@@ -74,12 +75,7 @@ async def test_an_unhandled_error_arrives_once_with_request_user_and_tenant(
     frames = exception["stacktrace"]["frames"]
     assert frames[-1]["function"] == "boom"
     assert frames[-1]["filename"].endswith("tests/sentry/helpers.py")
-    assert event["request"]["method"] == "GET"
-    assert event["request"]["url"] == "http://testserver/test/boom"
-    assert event["request"]["query_string"] == "page=2"
-    assert event["user"] == {"id": str(owner.user_id)}
-    assert event["tags"]["tenant_id"] == str(owner.tenant_id)
-    assert event["contexts"]["tenant"] == {"id": str(owner.tenant_id)}
+    assert_reported_for(event, owner, "http://testserver/test/boom", "page=2")
     assert event["environment"] == "test"
     assert event["release"] == TEST_RELEASE
     assert event["transaction"] == "tests.sentry.helpers.failing_app.<locals>.boom"
