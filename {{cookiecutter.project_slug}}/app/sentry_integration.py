@@ -178,12 +178,16 @@ class BodyTap:
         return None  # multipart and binary bodies are not sent
 
 
+# Its own generator: sampling neither reads nor moves the process's global random state.
+_sampling = random.Random()  # noqa: S311 - sampling, not cryptography
+
+
 def _sampled_transaction(scope: dict[str, Any]) -> Any:
     """A transaction for the share of requests the sampling table samples, else None:
     deciding first spares unsampled requests the cost of an unsampled transaction."""
     parent = lambda: caller_sampled(scope["headers"])  # noqa: E731 - read only if needed
     rate = sample_rate(scope["path"], state.traces_sample_rate, parent)
-    if rate <= 0 or random.random() >= rate:  # noqa: S311 - sampling, not cryptography
+    if rate <= 0 or _sampling.random() >= rate:
         return None
     transaction = sentry_sdk.continue_trace(
         _trace_headers(scope),

@@ -51,6 +51,14 @@ from tests.sentry.helpers import failing_app, sentry_env, settle
 from tests.support.helpers import PROJECT_ROOT, Account, running, sign_up
 from tools.sentry_dev.receiver import EnvelopeReceiver
 
+# The SDK's log and metric batcher threads wait with a jitter drawn from the global `random`
+# (sentry_sdk/_batcher.py); when one wakes while Hypothesis draws an example, Hypothesis takes
+# it for a strategy using `random`. Nothing here does: the app samples with its own generator.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
+
 LEAK_ROUTE = "/test/leak"
 route_logger = logging.getLogger("app.tests.leak")
 INVENTORY = PROJECT_ROOT / "docs" / "adr" / "0002-optional-sentry.md"
