@@ -155,11 +155,12 @@ class Renders:
     root: Path
     rendered: dict[str, Rendered] = field(default_factory=dict)
     installed: dict[str, Rendered] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
 
     def render(self, combination: Combination) -> Rendered:
         if combination.id not in self.rendered:
             output = self.root / "rendered" / combination.id
-            output.mkdir(parents=True)
+            output.mkdir(parents=True, exist_ok=True)
             result = run_cookiecutter(output, answers=combination.answers)
             assert result.returncode == 0, result.stdout + result.stderr
             (project,) = output.iterdir()
@@ -172,13 +173,17 @@ class Renders:
         python = python_for(combination.answers["python_version"])
         if python is None:
             pytest.skip(f"no Python {combination.answers['python_version']}+ on this machine")
+        if combination.id in self.failed:
+            pytest.fail(f"{combination.id} did not install (shown once, above)")
         if combination.id not in self.installed:
+            self.failed.add(combination.id)  # until the install below has succeeded
             rendered = self.render(combination)
             project = copy_of(
                 rendered, self.root / "installed" / combination.id / rendered.path.name
             )
             run(["make", "install", f"PYTHON={python}"], cwd=project, timeout=1200)
             self.installed[combination.id] = Rendered(project, combination, python)
+            self.failed.discard(combination.id)
         return self.installed[combination.id]
 
 
