@@ -3,10 +3,16 @@ from typing import Any
 
 import pytest
 
+from tools.processes import stop_children_on_sigterm
 from tools.template import check_answer_keys
 
 # The combinations, `Rendered` and the session-scoped renders every test module shares.
 pytest_plugins = ("tests.rendering",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A run cancelled with SIGTERM stops the servers and generated suites it started.
+    stop_children_on_sigterm()
 
 
 class CheckedCookies:

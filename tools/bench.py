@@ -37,7 +37,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.processes import CommandError, clean_env, free_port, run, start, stop
+from tools.processes import (
+    CommandError,
+    clean_env,
+    free_port,
+    run,
+    start,
+    stop,
+    stop_children_on_sigterm,
+)
 from tools.template import TEMPLATE_DIR, run_cookiecutter
 
 BUILD_DIR = TEMPLATE_DIR / "build" / "bench"
@@ -578,6 +586,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (the report gives the middle half of them)")
+    stop_children_on_sigterm()
     try:
         ensure_tools()
         progress("rendering and installing both variants ...")

@@ -6,8 +6,9 @@ Stopping never relies on SIGINT. A job started in the background by a non-intera
 starts: a child stopped with SIGINT would never stop. Children get SIGTERM, sent to the
 process group they lead (make and what it runs, taskset and what it execs), and SIGKILL if they
 are still there after a grace period. Each child leads a session of its own, so the group is
-exactly what it started, and so that our own `finally` blocks (which run on Ctrl-C, SIGTERM
-and timeouts alike) decide when it stops.
+exactly what it started, and so that our own `finally` blocks decide when it stops: they run
+on Ctrl-C, on timeouts, and on SIGTERM once the entry point (pytest's conftest, a tool's
+main) has called `stop_children_on_sigterm`.
 """
 
 import contextlib
@@ -140,6 +141,14 @@ def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> None:
 
 def _text(stdout: str | None, stderr: str | None) -> tuple[str, str]:
     return stdout or "", stderr or ""
+
+
+def stop_children_on_sigterm() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in this process, as Ctrl-C does, so that every
+    `finally` runs and stops the children before the process exits. Without it SIGTERM (from
+    `kill`, or a runner cancelling the job) ends Python at once, and its children, each in a
+    session of its own, would outlive it. Call it from the main thread of an entry point."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def free_port() -> int:
