@@ -597,6 +597,9 @@ def main(argv: list[str]) -> int:
     except CommandError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: every child has been stopped on the way
+        print(f"interrupted; what was measured is in {RESULTS}", file=sys.stderr)
+        return 130
     return 0
 
 
