@@ -11,13 +11,13 @@ Registered as a plugin by conftest.py.
 """
 
 import shutil
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -208,7 +208,7 @@ def installed(rendered: Rendered, renders: Renders) -> Rendered:
 # --- running a generated project's server ---------------------------------------------------
 
 
-def wait_for_health(port: int, server: Any, timeout: float) -> int:
+def wait_for_health(port: int, server: subprocess.Popen[str], timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
