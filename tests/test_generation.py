@@ -78,7 +78,8 @@ def test_generated_test_suite_passes(installed: Rendered, backend: str) -> None:
     # -rA lists every test that passed, so the Sentry suite's presence can be checked.
     env["PYTEST_ADDOPTS"] = "-rA"
     command = ["make", TARGET, f"PYTHON={installed.python}"]
-    result = run(command, cwd=installed.path, env=env, timeout=1200)
+    result = run(command, cwd=installed.path, env=env, timeout=1200, check=False)
+    assert result.returncode == 0, _why_it_failed(result.stdout) + result.stderr[-4000:]
     assert f"database backend: {backend}" in result.stdout
     profile = "long" if TARGET == "test-long" else "default"
     assert f"hypothesis profile: {profile}" in result.stdout
@@ -93,6 +94,15 @@ def test_generated_test_suite_passes(installed: Rendered, backend: str) -> None:
     assert re.search(r"\d+ passed", summary["counts"]), summary["counts"]
     assert "failed" not in summary["counts"]
     assert "error" not in summary["counts"]
+
+
+def _why_it_failed(output: str) -> str:
+    """The failures and errors pytest reported, with its closing line: with -rA the end of the
+    output is the list of every test that passed, which says nothing about what failed."""
+    start = re.search(r"^=+ (FAILURES|ERRORS) =+$", output, re.MULTILINE)
+    end = re.search(r"^=+ short test summary info =+$", output, re.MULTILINE)
+    details = output[start.start() : end.start() if end else None] if start else output[-6000:]
+    return f"{details[:12000]}\n{output.strip().splitlines()[-1] if output.strip() else ''}\n"
 
 
 @pytest.mark.slow
