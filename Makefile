@@ -20,7 +20,7 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r pyproject.toml --extra dev
 	@touch $@
 
-install: $(INSTALLED) ## Create .venv with cookiecutter, pytest, pytest-cookies and ruff
+install: $(INSTALLED) ## Create .venv with cookiecutter, pytest, pytest-cookies, ruff and mypy
 
 demo: $(INSTALLED) ## Render a project with the default answers into build/demo and serve it on SQLite
 	rm -rf $(DEMO_DIR)
@@ -34,11 +34,14 @@ test-long: $(INSTALLED) ## The generated suites with their long profiles (1,000 
 	GENERATED_TEST_TARGET=test-long $(BIN)/pytest -k test_generated_test_suite_passes
 
 bench: $(INSTALLED) ## What Sentry costs: "yes" against "no" under wrk, side by side (docs/benchmarks.md)
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tools.bench
 
-lint: $(INSTALLED) ## ruff over the hooks and the template tests
-	$(BIN)/ruff check hooks tests
-	$(BIN)/ruff format --check hooks tests
+# mypy reads the hooks as cookiecutter runs them: rendered (tools/render_hooks.py says why).
+lint: $(INSTALLED) ## ruff and strict mypy over the hooks, the template tests and tools/
+	$(BIN)/ruff check hooks tests tools
+	$(BIN)/ruff format --check hooks tests tools
+	$(BIN)/python -m tools.render_hooks build/lint/hooks
+	$(BIN)/mypy
 
 clean: ## Remove .venv and build/
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache

@@ -5,18 +5,12 @@ every dependency. No Docker engine is assumed: the files are parsed and their co
 where that is possible (the image's health check, `make help`, `make serve`)."""
 
 import json
-import os
 import re
 import shlex
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
-import time
 import tomllib
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,14 +25,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.conftest import BIN_DIR, clean_env, generated_files
+from tests.rendering import DEFAULT, Rendered, Renders, generated_files, make_server
+from tools.processes import BIN_DIR, clean_env, run
 
-# Both Sentry answers, and another Python floor for the image's base.
-VARIANTS: list[dict[str, str]] = [
-    {"include_sentry": "no", "python_version": "3.11"},
-    {"include_sentry": "yes", "python_version": "3.11"},
-    {"include_sentry": "no", "python_version": "3.13"},
-]
 # The files this module is about; for "no" none of them may mention Sentry.
 ECOSYSTEM_FILES = [
     "Dockerfile",
@@ -49,27 +38,6 @@ ECOSYSTEM_FILES = [
     "Makefile",
     "README.md",
 ]
-
-
-@dataclass(frozen=True)
-class Rendered:
-    path: Path
-    answers: dict[str, str]
-
-    @property
-    def sentry(self) -> bool:
-        return self.answers["include_sentry"] == "yes"
-
-
-@pytest.fixture(
-    scope="session",
-    params=VARIANTS,
-    ids=lambda answers: "-".join(f"{k}={v}" for k, v in answers.items()),
-)
-def rendered(request: pytest.FixtureRequest, cookies_session: Any) -> Rendered:
-    result = cookies_session.bake(extra_context=request.param)
-    assert result.exit_code == 0, result.exception
-    return Rendered(path=result.project_path, answers=request.param)
 
 
 # --- Dockerfile ------------------------------------------------------------------------------
@@ -158,14 +126,14 @@ def dockerignored(relative: str, patterns: list[str]) -> bool:
 
 @pytest.fixture(scope="session")
 def dockerfile(rendered: Rendered) -> tuple[dict[str, str], list[Stage]]:
-    return parse_dockerfile((rendered.path / "Dockerfile").read_text(encoding="utf-8"))
+    return parse_dockerfile(rendered.read("Dockerfile"))
 
 
 def test_docker_build_copies_only_what_exists_and_is_in_the_context(
     rendered: Rendered, dockerfile: tuple[dict[str, str], list[Stage]]
 ) -> None:
     _, stages = dockerfile
-    ignore = (rendered.path / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    ignore = rendered.read(".dockerignore").splitlines()
     copied = 0
     for stage in stages:
         for args in stage.all("COPY"):
@@ -215,7 +183,7 @@ def test_final_image_runs_as_a_user_that_is_not_root(
 def test_image_installs_the_locked_runtime_dependencies_without_dev_tools(
     rendered: Rendered, dockerfile: tuple[dict[str, str], list[Stage]]
 ) -> None:
-    text = (rendered.path / "Dockerfile").read_text(encoding="utf-8")
+    text = rendered.read("Dockerfile")
     for dev in ("[dev]", "--extra", "--all-extras", "requirements-dev"):
         assert dev not in text
     builder, final = dockerfile[1]
@@ -232,7 +200,7 @@ def test_image_holds_what_the_app_reads_at_run_time(
 ) -> None:
     """The app is imported from the installed wheel; alembic.ini finds migrations/ beside it."""
     builder, final = dockerfile[1]
-    pyproject = tomllib.loads((rendered.path / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads(rendered.read("pyproject.toml"))
     builder_copies = {src for args in builder.all("COPY") for src in copy_sources(args)}
     # Everything the wheel build reads: the packages it ships and the readme in its metadata.
     assert set(pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]) <= (
@@ -241,7 +209,7 @@ def test_image_holds_what_the_app_reads_at_run_time(
     assert pyproject["project"]["readme"] in builder_copies
     final_copies = {src for args in final.all("COPY") for src in copy_sources(args)}
     assert {"alembic.ini", "migrations"} <= final_copies
-    alembic_ini = (rendered.path / "alembic.ini").read_text(encoding="utf-8")
+    alembic_ini = rendered.read("alembic.ini")
     assert re.search(r"^script_location = %\(here\)s/migrations$", alembic_ini, re.MULTILINE)
     assert final.all("WORKDIR") == ["/app"]
     for args in final.all("COPY"):
@@ -273,13 +241,13 @@ def test_image_command_is_the_documented_production_command(
     assert env["ENVIRONMENT"] == "production"
     assert final.all("EXPOSE") == [env["PORT"]]
 
-    makefile = (rendered.path / "Makefile").read_text(encoding="utf-8")
+    makefile = rendered.read("Makefile")
     serve = re.search(r"^serve: (?P<deps>[^#]*)## .*\n\t(?P<recipe>.*)$", makefile, re.MULTILINE)
     assert serve is not None
     assert serve["deps"].split() == ["migrate"]
     make_command = re.sub(r"\$\((\w+)\)", r"$\1", serve["recipe"].replace("$(BIN)/", ""))
 
-    readme = (rendered.path / "README.md").read_text(encoding="utf-8")
+    readme = rendered.read("README.md")
     production = readme.split("## Production", 1)[1].split("\n## ", 1)[0]
     documented = [line for line in production.splitlines() if line.startswith("uvicorn ")]
     assert documented == [image_command]
@@ -327,13 +295,8 @@ def test_image_health_check_follows_the_health_endpoint(
     assert argv[0] == "python", "slim images have no curl"
     assert "/health" in argv[-1]
     with _health_server(status) as port:
-        result = subprocess.run(
-            [sys.executable, *argv[1:]],
-            env={**clean_env(), "PORT": str(port)},
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
+        probe = [sys.executable, *argv[1:]]
+        result = run(probe, env=clean_env(PORT=str(port)), timeout=30, check=False)
     assert (result.returncode == 0) is healthy, result.stderr
 
 
@@ -342,7 +305,7 @@ def test_image_health_check_follows_the_health_endpoint(
 
 @pytest.fixture(scope="session")
 def compose(rendered: Rendered) -> dict[str, Any]:
-    parsed = yaml.safe_load((rendered.path / "compose.yaml").read_text(encoding="utf-8"))
+    parsed = yaml.safe_load(rendered.read("compose.yaml"))
     assert isinstance(parsed, dict)
     return parsed
 
@@ -391,7 +354,7 @@ def test_compose_points_the_app_at_the_db_service_with_the_async_driver(
     assert url is not None, env["DATABASE_URL"]
     assert (url["user"], url["db"]) == (db["POSTGRES_USER"], db["POSTGRES_DB"])
     # The driver is the one the app normalises to and the project depends on.
-    config = (rendered.path / "app" / "core" / "config.py").read_text(encoding="utf-8")
+    config = rendered.read("app/core/config.py")
     assert '"postgresql": "postgresql+asyncpg"' in config
     assert env["SECRET_KEY"].startswith("${SECRET_KEY:?"), "no default secret"
     sentry_keys = {key for key in env if key.startswith("SENTRY_")}
@@ -402,11 +365,7 @@ def test_compose_points_the_app_at_the_db_service_with_the_async_driver(
 
 
 def test_sentry_appears_only_where_it_is_included(rendered: Rendered) -> None:
-    mentions = {
-        name
-        for name in ECOSYSTEM_FILES
-        if "sentry" in (rendered.path / name).read_text(encoding="utf-8").lower()
-    }
+    mentions = {name for name in ECOSYSTEM_FILES if "sentry" in rendered.read(name).lower()}
     if rendered.sentry:
         assert {"compose.yaml", "requirements.lock", "README.md"} <= mentions
     else:
@@ -452,12 +411,12 @@ def test_lock_pins_every_declared_dependency_within_its_range(rendered: Rendered
             )
     assert ("sentry-sdk" in pins) is rendered.sentry
     # One pin per package where no marker tells the pins apart.
-    for name, entries in pins.items():
-        assert len(entries) == 1 or all(marker for _, marker in entries), name
+    for pinned, entries in pins.items():
+        assert len(entries) == 1 or all(marker for _, marker in entries), pinned
 
 
 def test_lock_is_what_make_install_and_make_lock_use(rendered: Rendered) -> None:
-    makefile = (rendered.path / "Makefile").read_text(encoding="utf-8")
+    makefile = rendered.read("Makefile")
     install = re.search(r"^\$\(INSTALLED\): (.*)\n\t(.*)$", makefile, re.MULTILINE)
     assert install is not None
     assert "requirements.lock" in install[1].split()
@@ -466,36 +425,25 @@ def test_lock_is_what_make_install_and_make_lock_use(rendered: Rendered) -> None
     assert lock is not None
     for option in ("pip compile", "--universal", "--extra dev", "-o requirements.lock"):
         assert option in lock[0], option
-    header = (rendered.path / "requirements.lock").read_text(encoding="utf-8").splitlines()[:2]
+    header = rendered.read("requirements.lock").splitlines()[:2]
     assert header[1].strip() == "#    make lock"
-
-
-def _run_in(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command,
-        cwd=directory,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 # --- .pre-commit-config.yaml -----------------------------------------------------------------
 
 
 def test_pre_commit_config_is_valid(rendered: Rendered) -> None:
-    result = _run_in(
-        rendered.path, str(BIN_DIR / "pre-commit"), "validate-config", ".pre-commit-config.yaml"
+    run(
+        [str(BIN_DIR / "pre-commit"), "validate-config", ".pre-commit-config.yaml"],
+        cwd=rendered.path,
+        timeout=60,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_pre_commit_runs_ruff_at_the_locked_version_and_the_projects_mypy(
     rendered: Rendered,
 ) -> None:
-    config = yaml.safe_load((rendered.path / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    config = yaml.safe_load(rendered.read(".pre-commit-config.yaml"))
     hooks = {hook["id"]: (repo, hook) for repo in config["repos"] for hook in repo["hooks"]}
     assert {
         "ruff-check",
@@ -518,7 +466,7 @@ def test_pre_commit_runs_ruff_at_the_locked_version_and_the_projects_mypy(
     assert mypy["entry"] == ".venv/bin/mypy"  # what `make install` puts there
     # mypy checks what [tool.mypy] files names, with the project's plugins, not the staged files.
     assert mypy["pass_filenames"] is False
-    pyproject = tomllib.loads((rendered.path / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads(rendered.read("pyproject.toml"))
     assert pyproject["tool"]["mypy"]["files"]
     assert "mypy" in {canonicalize_name(r.name) for r in _declared(rendered.path)}
 
@@ -527,11 +475,10 @@ def test_pre_commit_runs_ruff_at_the_locked_version_and_the_projects_mypy(
 
 
 def test_make_help_lists_every_documented_target(rendered: Rendered) -> None:
-    makefile = (rendered.path / "Makefile").read_text(encoding="utf-8")
+    makefile = rendered.read("Makefile")
     documented = re.findall(r"^([a-z-]+):.*## ", makefile, re.MULTILINE)
     assert {"serve", "lock", "install", "run", "test", "lint"} <= set(documented)
-    result = _run_in(rendered.path, "make", "help")
-    assert result.returncode == 0, result.stderr
+    result = run(["make", "help"], cwd=rendered.path, timeout=60)
     listed = re.findall(r"^  make (\S+) ", result.stdout, re.MULTILINE)
     assert listed == documented
 
@@ -544,47 +491,15 @@ def test_rendered_ecosystem_files_are_in_every_variant(rendered: Rendered) -> No
 # --- make serve, for real --------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.mark.slow
-def test_make_serve_migrates_then_serves_with_several_workers(cookies: Any) -> None:
-    result = cookies.bake()
-    assert result.exit_code == 0, result.exception
-    project = result.project_path
-    port = _free_port()
-    server = subprocess.Popen(
-        ["make", "serve", f"PORT={port}", "WEB_CONCURRENCY=2"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        status = None
-        deadline = time.monotonic() + 300
-        while status is None and time.monotonic() < deadline:
-            assert server.poll() is None, f"make serve exited:\n{server.communicate()[0]}"
-            try:
-                url = f"http://127.0.0.1:{port}/health"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    status = response.status
-            except OSError:
-                time.sleep(0.5)
-        assert status == 200
+def test_make_serve_migrates_then_serves_with_several_workers(renders: Renders) -> None:
+    project = renders.install(DEFAULT).path
+    with make_server(project, "serve", "WEB_CONCURRENCY=2") as (_, lines):
         # Migrated before the workers started: the schema is there, at the head revision.
         with sqlite3.connect(project / "app.db") as database:
             (revision,) = database.execute("SELECT version_num FROM alembic_version").fetchone()
         assert revision
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        output = server.communicate(timeout=60)[0]
+    output = "\n".join(lines)
     assert "Started parent process" in output
     workers = set(re.findall(r"Started server process \[(\d+)\]", output))
     assert len(workers) == 2, output[-3000:]

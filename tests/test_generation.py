@@ -5,85 +5,26 @@ no template residue, lint-clean, and (where this machine has the Python it targe
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import BIN_DIR, clean_env, generated_files, python_for
+from tests.rendering import (
+    DEFAULT,
+    SENTRY,
+    Rendered,
+    Renders,
+    copy_of,
+    generated_files,
+    make_server,
+)
+from tools.processes import BIN_DIR, clean_env, free_port, run, start, stop
 
-# The combinations we support, named after the options they set (as cookiecutter-django does).
-SUPPORTED: list[dict[str, str]] = [
-    {"include_sentry": "no", "python_version": "3.11"},
-    {"include_sentry": "yes", "python_version": "3.11"},
-    {"include_sentry": "no", "python_version": "3.13"},
-    {"include_sentry": "yes", "python_version": "3.12"},
-    {  # awkward free text: non-ASCII, quotes and backslashes must survive every file
-        "project_name": 'Ünïcode "Café" Опс 🚀',
-        "project_slug": "cafe_ops",
-        "description": 'Says "hi", it\'s \\ fine — naïvely 🚀.',
-        "author_name": "Zoë O'Brien",
-        "include_sentry": "no",
-        "python_version": "3.11",
-    },
-]
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-
-
-def _variant_id(answers: dict[str, str]) -> str:
-    return "-".join(f"{key}={value}" for key, value in answers.items() if key != "description")
-
-
-@dataclass(frozen=True)
-class Rendered:
-    path: Path
-    answers: dict[str, str]
-
-
-@pytest.fixture(scope="session", params=SUPPORTED, ids=_variant_id)
-def rendered(request: pytest.FixtureRequest, cookies_session: Any) -> Rendered:
-    answers = request.param
-    result = cookies_session.bake(extra_context=answers)
-    assert result.exit_code == 0, result.exception
-    return Rendered(path=result.project_path, answers=answers)
-
-
-@pytest.fixture(scope="session")
-def project(rendered: Rendered) -> Path:
-    return rendered.path
-
-
-@pytest.fixture(scope="session")
-def answers_of(rendered: Rendered) -> dict[str, str]:
-    return rendered.answers
-
-
-def _run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=1200,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"{' '.join(command)} failed in {cwd}\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
-    )
-    return result
 
 
 # GitHub's own expressions, which the workflows are meant to keep (a `${{ cookiecutter.x }}`
@@ -91,7 +32,8 @@ def _run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProce
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
 
-def test_no_template_residue(project: Path) -> None:
+def test_no_template_residue(rendered: Rendered) -> None:
+    project = rendered.path
     for path in generated_files(project):
         relative = path.relative_to(project).as_posix()
         assert "{{" not in relative
@@ -104,30 +46,22 @@ def test_no_template_residue(project: Path) -> None:
             assert marker not in text, f"{marker!r} left in {relative}"
 
 
-def test_ruff_check_and_format_are_clean(project: Path) -> None:
-    _run([str(BIN_DIR / "ruff"), "check", "--no-cache", "."], cwd=project)
-    _run([str(BIN_DIR / "ruff"), "format", "--no-cache", "--check", "."], cwd=project)
+def test_ruff_check_and_format_are_clean(rendered: Rendered) -> None:
+    run([str(BIN_DIR / "ruff"), "check", "--no-cache", "."], cwd=rendered.path)
+    run([str(BIN_DIR / "ruff"), "format", "--no-cache", "--check", "."], cwd=rendered.path)
 
 
-def test_no_trace_of_sentry_when_not_included(project: Path, answers_of: dict[str, str]) -> None:
-    if answers_of["include_sentry"] != "no":
-        pytest.skip("Sentry is included in this variant")
-    for path in generated_files(project):
-        assert "sentry" not in path.relative_to(project).as_posix().lower()
+def test_no_trace_of_sentry_when_not_included(rendered: Rendered) -> None:
+    if rendered.sentry:
+        pytest.skip("Sentry is included in this combination")
+    for path in generated_files(rendered.path):
+        assert "sentry" not in path.relative_to(rendered.path).as_posix().lower()
         assert "sentry" not in path.read_text(encoding="utf-8").lower(), path
 
 
-def _python_or_skip(answers: dict[str, str]) -> str:
-    python = python_for(answers["python_version"])
-    if python is None:
-        pytest.skip(f"no Python {answers['python_version']}+ on this machine to run it")
-    return python
-
-
 @pytest.mark.slow
-def test_generated_lint_passes(project: Path, answers_of: dict[str, str]) -> None:
-    python = _python_or_skip(answers_of)
-    _run(["make", "lint", f"PYTHON={python}"], cwd=project)
+def test_generated_lint_passes(installed: Rendered) -> None:
+    run(["make", "lint", f"PYTHON={installed.python}"], cwd=installed.path, timeout=1200)
 
 
 # The generated project's target: `make test` here runs theirs, `make test-long` their long one.
@@ -137,20 +71,20 @@ assert TARGET in {"test", "test-long"}, f"GENERATED_TEST_TARGET={TARGET!r}"
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_generated_test_suite_passes(
-    project: Path, answers_of: dict[str, str], backend: str
-) -> None:
-    python = _python_or_skip(answers_of)
-    env = {"TEST_DATABASE_URL": TEST_DATABASE_URL if backend == "postgresql" else ""}
+def test_generated_test_suite_passes(installed: Rendered, backend: str) -> None:
     if backend == "postgresql" and not TEST_DATABASE_URL:
         pytest.skip("TEST_DATABASE_URL is not set")
+    env = clean_env(TEST_DATABASE_URL=TEST_DATABASE_URL if backend == "postgresql" else "")
     # -rA lists every test that passed, so the Sentry suite's presence can be checked.
-    result = _run(["make", TARGET, f"PYTHON={python}"], cwd=project, PYTEST_ADDOPTS="-rA", **env)
+    env["PYTEST_ADDOPTS"] = "-rA"
+    command = ["make", TARGET, f"PYTHON={installed.python}"]
+    result = run(command, cwd=installed.path, env=env, timeout=1200, check=False)
+    assert result.returncode == 0, _why_it_failed(result.stdout) + result.stderr[-4000:]
     assert f"database backend: {backend}" in result.stdout
     profile = "long" if TARGET == "test-long" else "default"
     assert f"hypothesis profile: {profile}" in result.stdout
     sentry_tests = re.findall(r"^(\w+) tests/sentry/test_\w+\.py::", result.stdout, re.MULTILINE)
-    if answers_of["include_sentry"] == "yes":
+    if installed.sentry:
         assert len(sentry_tests) > 50, "the Sentry tests did not run"
         assert set(sentry_tests) == {"PASSED"}, "a Sentry test was skipped or failed"
     else:
@@ -162,58 +96,21 @@ def test_generated_test_suite_passes(
     assert "error" not in summary["counts"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def _make_run(project: Path, **env: str) -> Iterator[tuple[int, list[str]]]:
-    """`make run` on a free port until /health answers 200; yields the port and, once the
-    server has stopped, its output lines."""
-    port = _free_port()
-    server = subprocess.Popen(
-        ["make", "run", f"PORT={port}"],
-        cwd=project,
-        env=clean_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    output: list[str] = []
-    try:
-        assert _wait_for_health(port, server, timeout=300) == 200
-        yield port, output
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        output.extend(server.communicate(timeout=30)[0].splitlines())
-
-
-def _wait_for_health(port: int, server: subprocess.Popen[str], timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"make run exited early:\n{server.communicate()[0]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                status: int = response.status
-                return status
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("GET /health did not answer in time")
+def _why_it_failed(output: str) -> str:
+    """The failures and errors pytest reported, with its closing line: with -rA the end of the
+    output is the list of every test that passed, which says nothing about what failed."""
+    start = re.search(r"^=+ (FAILURES|ERRORS) =+$", output, re.MULTILINE)
+    end = re.search(r"^=+ short test summary info =+$", output, re.MULTILINE)
+    details = output[start.start() : end.start() if end else None] if start else output[-6000:]
+    return f"{details[:12000]}\n{output.strip().splitlines()[-1] if output.strip() else ''}\n"
 
 
 @pytest.mark.slow
-def test_make_run_serves_health_from_a_copied_project(tmp_path: Path, cookies: Any) -> None:
-    """What a user does first: copy the project anywhere, `make run`, and it answers."""
-    result = cookies.bake()
-    assert result.exit_code == 0, result.exception
-    copy = tmp_path / "elsewhere" / "my_service"
-    shutil.copytree(result.project_path, copy)
-    with _make_run(copy) as (_, output):
+def test_make_run_serves_health_from_a_copied_project(tmp_path: Path, renders: Renders) -> None:
+    """What a user does first: copy the project anywhere, `make run`, and it answers. The copy
+    is of the render, before any install: `make run` installs it where it now is."""
+    copy = copy_of(renders.render(DEFAULT), tmp_path / "elsewhere" / "my_service")
+    with make_server(copy, "run") as (_, output):
         assert (copy / "app.db").is_file(), "make run should have migrated the SQLite database"
     assert any("Application startup complete" in line for line in output)
 
@@ -231,23 +128,14 @@ class _Receiver:
     """The generated project's own loopback receiver, run as a user would run it."""
 
     def __init__(self, project: Path) -> None:
-        self.process = subprocess.Popen(
-            [
-                str(project / ".venv" / "bin" / "python"),
-                "-m",
-                "tools.sentry_dev",
-                str(_free_port()),
-                "--json",
-            ],
-            cwd=project,
-            env=clean_env(),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        python = str(project / ".venv" / "bin" / "python")
+        command = [python, "-m", "tools.sentry_dev", str(free_port()), "--json"]
+        self.process = start(command, cwd=project)
         assert self.process.stdout is not None
         self.stdout = self.process.stdout
         first = self.stdout.readline()
-        assert first.startswith("listening; set SENTRY_DSN="), first
+        if not first.startswith("listening; set SENTRY_DSN="):
+            raise AssertionError(f"the receiver did not start: {first}{stop(self.process)}")
         self.dsn = first.strip().rpartition("=")[2]
 
     def next_event(self) -> dict[str, Any]:
@@ -263,21 +151,17 @@ class _Receiver:
         raise AssertionError("the receiver stopped before an event arrived")
 
     def stop(self) -> str:
-        self.process.terminate()
-        return self.process.communicate(timeout=30)[0]
+        return stop(self.process)
 
 
 @pytest.mark.slow
-def test_make_run_of_a_yes_project_reports_an_error_to_the_receiver(cookies: Any) -> None:
+def test_make_run_of_a_yes_project_reports_an_error_to_the_receiver(renders: Renders) -> None:
     """The whole path, as a user would see it: `make run` with SENTRY_DSN at the receiver the
     project ships, a signed-in request that fails, and the scrubbed event that arrives."""
-    result = cookies.bake(extra_context={"include_sentry": "yes"})
-    assert result.exit_code == 0, result.exception
-    project = result.project_path
-    _run(["make", "install"], cwd=project)
+    project = renders.install(SENTRY).path
     receiver = _Receiver(project)
     try:
-        with _make_run(project, SENTRY_DSN=receiver.dsn) as (port, _):
+        with make_server(project, "run", SENTRY_DSN=receiver.dsn) as (port, _):
             password = "correct horse battery staple"  # noqa: S105 - a test account
             signed_up = _call(
                 port,

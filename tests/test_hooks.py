@@ -3,7 +3,6 @@
 import ast
 import json
 import re
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -12,21 +11,18 @@ from typing import Any
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
-from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
-from cookiecutter.prompt import prompt_for_config
-from jinja2 import Environment
 
-from tests.conftest import (
-    BIN_DIR,
+from tests.rendering import UNSUPPORTED, Combination, generated_files
+from tools.processes import BIN_DIR, run
+from tools.template import (
     DECLARED,
     TEMPLATE_DIR,
     check_answer_keys,
-    generated_files,
+    hook_answers,
+    render_hook,
     run_cookiecutter,
 )
-
-DECLARED_CHOICES = {k for k, v in DECLARED.items() if isinstance(v, list) and k[0] != "_"}
 
 REJECTED = [
     # (answers, what the error line must say)
@@ -97,14 +93,12 @@ def test_pep440_versions_are_accepted(output_dir: Path, version: str) -> None:
     assert f'version = "{version}"' in (output_dir / "acme_backend/pyproject.toml").read_text()
 
 
-UNLISTED_CHOICES = [("python_version", "2.7"), ("include_sentry", "maybe")]
-
-
-@pytest.mark.parametrize(("variable", "value"), UNLISTED_CHOICES)
+@pytest.mark.parametrize("combination", UNSUPPORTED, ids=lambda c: c.id)
 def test_cookiecutter_itself_refuses_an_unlisted_choice_on_the_cli(
-    output_dir: Path, variable: str, value: str
+    output_dir: Path, combination: Combination
 ) -> None:
-    result = run_cookiecutter(output_dir, answers={variable: value})
+    variable, value = combination.unlisted
+    result = run_cookiecutter(output_dir, answers=combination.answers)
     assert result.returncode != 0
     assert f"{value} provided for choice variable {variable}, but the choices are" in (
         result.stdout + result.stderr
@@ -129,11 +123,12 @@ def _replay_file(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("variable", "value"), UNLISTED_CHOICES)
+@pytest.mark.parametrize("combination", UNSUPPORTED, ids=lambda c: c.id)
 def test_hook_refuses_an_unlisted_choice_from_the_python_api(
-    tmp_path: Path, output_dir: Path, capfd: pytest.CaptureFixture[str], variable: str, value: str
+    tmp_path: Path, output_dir: Path, capfd: pytest.CaptureFixture[str], combination: Combination
 ) -> None:
-    replay = _replay_file(tmp_path, **{variable: value})
+    variable, value = combination.unlisted
+    replay = _replay_file(tmp_path, **combination.answers)
     with pytest.raises(FailedHookException):
         cookiecutter(str(TEMPLATE_DIR), replay=str(replay), output_dir=str(output_dir))
     options = ", ".join(repr(option) for option in DECLARED[variable])
@@ -211,10 +206,7 @@ def test_awkward_text_survives_into_every_file(output_dir: Path, text: str) -> N
     for source in project.rglob("*.py"):
         compile(source.read_text(), str(source), "exec")
     for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
-        lint = subprocess.run(
-            [str(BIN_DIR / "ruff"), *command], cwd=project, capture_output=True, text=True
-        )
-        assert lint.returncode == 0, lint.stdout + lint.stderr
+        run([str(BIN_DIR / "ruff"), *command], cwd=project)
 
 
 NOT_TEXT = [
@@ -250,11 +242,12 @@ def test_a_typo_in_test_answers_is_caught(cookies: Any) -> None:
 def _pre_gen_constant(name: str) -> Any:
     tree = ast.parse((TEMPLATE_DIR / "hooks/pre_gen_project.py").read_text())
     for node in ast.walk(tree):
-        target = node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
+        target: ast.expr | None = None
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
         if isinstance(target, ast.Name) and target.id == name:
-            value = node.value
             if isinstance(value, ast.Call):  # frozenset({...})
                 value = value.args[0]
             assert value is not None
@@ -284,25 +277,11 @@ def test_every_variable_has_a_readable_prompt() -> None:
     assert set(DECLARED["__prompts__"]) == variables
 
 
-def _answers(**given: object) -> dict[str, Any]:
-    """Every answer as cookiecutter hands them to the hooks: the defaults rendered (so the
-    slug is derived from the name), with the given ones in place; values the CLI would refuse
-    (an unlisted choice, a list) are put in afterwards, as a replay file would."""
-    text = {k: v for k, v in given.items() if isinstance(v, str) and k not in DECLARED_CHOICES}
-    context = generate_context(str(TEMPLATE_DIR / "cookiecutter.json"), extra_context=text)
-    answers: dict[str, Any] = prompt_for_config(context, no_input=True)
-    return answers | given
-
-
 def _load_hook(name: str, answers: dict[str, Any]) -> dict[str, Any]:
     """A hook as cookiecutter would run it (rendered with the answers), imported instead of
     executed; its line numbers are the source file's (the answers render on one line)."""
-    source = (TEMPLATE_DIR / f"hooks/{name}.py").read_text()
-    environment = Environment(  # noqa: S701 - renders Python source, not HTML
-        extensions=["cookiecutter.extensions.JsonifyExtension"]
-    )
     namespace: dict[str, Any] = {"__name__": name}
-    code = environment.from_string(source).render(cookiecutter=answers)
+    code = render_hook(name, answers)
     exec(compile(code, f"{name}.py", "exec"), namespace)  # noqa: S102 - our own hook
     return namespace
 
@@ -325,7 +304,7 @@ def _refusal_lines() -> set[int]:
 
 
 def _lines_run_refusing(answers: dict[str, Any]) -> set[int]:
-    hook = _load_hook("pre_gen_project", _answers(**answers))
+    hook = _load_hook("pre_gen_project", hook_answers(**answers))
     seen: set[int] = set()
 
     def trace(frame: FrameType, event: str, arg: object) -> Any:
@@ -348,7 +327,7 @@ def test_every_refusal_in_the_pre_gen_hook_has_a_test(capsys: pytest.CaptureFixt
     cases: list[dict[str, Any]] = [
         *(answers for answers, _ in REJECTED),
         *({variable: value} for variable, value, _ in NOT_TEXT),
-        *({variable: value} for variable, value in UNLISTED_CHOICES),
+        *(combination.answers for combination in UNSUPPORTED),
         {"project_slug": ""},
         {"project_slug": "a/b"},
     ]
@@ -377,7 +356,7 @@ def test_the_post_gen_hook_run_again_on_a_real_project_changes_nothing(
     project = output_dir / "acme_backend"
     before = _tree(project)
     monkeypatch.chdir(project)
-    assert _load_post_gen_hook(_answers(include_sentry=include_sentry))["main"]() == 0
+    assert _load_post_gen_hook(hook_answers(include_sentry=include_sentry))["main"]() == 0
     assert _tree(project) == before
     assert f"Created {project}" in capsys.readouterr().out
 

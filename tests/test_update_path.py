@@ -12,12 +12,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN_DIR, DECLARED, TEMPLATE_DIR, generated_files
+from tests.rendering import generated_files
+from tools.processes import BIN_DIR, run
+from tools.template import DECLARED, TEMPLATE_DIR
 
 # What the update path is documented with in README.md (a test below keeps the two in step).
 CRUFT_CHECK = ["cruft", "check"]
@@ -58,23 +59,8 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
-
-
 def _ok(command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = _run(command, cwd, env)
-    assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return run(command, cwd, env=env, timeout=120).stdout
 
 
 def _tree(project: Path) -> dict[str, bytes]:
@@ -179,7 +165,7 @@ def test_cruft_create_check_and_update(
     assert "up to date" in _ok(CRUFT_CHECK, project, env)
 
     second_commit = _move_the_template_on(template_repo, env)
-    stale = _run(CRUFT_CHECK, project, env)
+    stale = run(CRUFT_CHECK, project, env=env, timeout=120, check=False)
     assert stale.returncode == 1
     assert "out of date" in stale.stdout
 

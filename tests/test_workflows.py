@@ -1,10 +1,10 @@
 """The GitHub Actions workflows: the generated project's (.github/workflows/ci.yml, rendered for
-each variant) and the template's own. Each must run the very commands the READMEs give, and
-the generated one must come out of Jinja with GitHub's `${{ }}` expressions intact."""
+each supported combination) and the template's own. Each must run the very commands the
+READMEs give, and the generated one must come out of Jinja with GitHub's `${{ }}` expressions
+intact."""
 
 import re
 import shlex
-import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -15,49 +15,38 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.conftest import BIN_DIR, DECLARED, TEMPLATE_DIR, clean_env
+from tests.rendering import SENTRY, Rendered, Renders, copy_of
+from tools.processes import BIN_DIR, clean_env, run
+from tools.template import DECLARED, TEMPLATE_DIR
 
 WORKFLOW = Path(".github/workflows/ci.yml")
-VARIANTS: list[dict[str, str]] = [
-    {"include_sentry": "no", "python_version": "3.11"},
-    {"include_sentry": "yes", "python_version": "3.11"},
-    {"include_sentry": "yes", "python_version": "3.12"},
-    {"include_sentry": "no", "python_version": "3.13"},
-]
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 WHEN_CONFIGURED = "env.SENTRY_AUTH_TOKEN != ''"
 
 
 @dataclass(frozen=True)
-class Rendered:
-    project: Path
-    answers: dict[str, str]
+class Workflow:
     text: str  # the workflow as written
-    workflow: dict[str, Any]  # the workflow as parsed
+    parsed: dict[str, Any]  # the workflow as parsed
 
     @property
     def jobs(self) -> dict[str, Any]:
-        jobs: dict[str, Any] = self.workflow["jobs"]
+        jobs: dict[str, Any] = self.parsed["jobs"]
         return jobs
-
-    @property
-    def readme(self) -> str:
-        return (self.project / "README.md").read_text(encoding="utf-8")
 
 
 def parse_workflow(text: str) -> dict[str, Any]:
-    workflow: dict[str, Any] = yaml.safe_load(text)
+    workflow: dict[Any, Any] = yaml.safe_load(text)
     if True in workflow:  # YAML 1.1 reads the key `on` as a boolean
         workflow["on"] = workflow.pop(True)
     return workflow
 
 
-@pytest.fixture(scope="session", params=VARIANTS, ids=lambda a: "-".join(a.values()))
-def rendered(request: pytest.FixtureRequest, cookies_session: Any) -> Rendered:
-    result = cookies_session.bake(extra_context=request.param)
-    assert result.exit_code == 0, result.exception
-    text = (result.project_path / WORKFLOW).read_text(encoding="utf-8")
-    return Rendered(result.project_path, request.param, text, parse_workflow(text))
+@pytest.fixture(scope="session")
+def workflow(rendered: Rendered) -> Workflow:
+    """The generated project's workflow, of every supported combination."""
+    text = rendered.read(WORKFLOW)
+    return Workflow(text, parse_workflow(text))
 
 
 # --- what the READMEs and .ci/run say -----------------------------------------------------------
@@ -126,7 +115,9 @@ def assert_postgres_service(job: dict[str, Any], url: str) -> None:
 # --- the generated project's workflow -----------------------------------------------------------
 
 
-def test_github_expressions_survive_and_no_jinja_is_left(rendered: Rendered) -> None:
+def test_github_expressions_survive_and_no_jinja_is_left(
+    rendered: Rendered, workflow: Workflow
+) -> None:
     for expression in (
         "${{ env.PYTHON_VERSION }}",
         "${{ matrix.database }}",
@@ -134,17 +125,17 @@ def test_github_expressions_survive_and_no_jinja_is_left(rendered: Rendered) -> 
         "${{ hashFiles('pyproject.toml', 'requirements.lock') }}",
         "${{ github.event_name == 'pull_request' }}",
     ):
-        assert expression in rendered.text, expression
-    if rendered.answers["include_sentry"] == "yes":
-        assert "${{ secrets.SENTRY_AUTH_TOKEN }}" in rendered.text
-        assert "${{ vars.SENTRY_ORG }}" in rendered.text
-    assert "cookiecutter" not in rendered.text
-    outside_expressions = GITHUB_EXPRESSION.sub("", rendered.text)
+        assert expression in workflow.text, expression
+    if rendered.sentry:
+        assert "${{ secrets.SENTRY_AUTH_TOKEN }}" in workflow.text
+        assert "${{ vars.SENTRY_ORG }}" in workflow.text
+    assert "cookiecutter" not in workflow.text
+    outside_expressions = GITHUB_EXPRESSION.sub("", workflow.text)
     for marker in ("{{", "}}", "{%", "%}", "{#", "#}", "endraw"):
         assert marker not in outside_expressions, marker
-    assert not rendered.text.startswith("\n")
-    assert "\n\n\n" not in rendered.text
-    assert set(rendered.workflow) == {
+    assert not workflow.text.startswith("\n")
+    assert "\n\n\n" not in workflow.text
+    assert set(workflow.parsed) == {
         "name",
         "on",
         "permissions",
@@ -153,13 +144,13 @@ def test_github_expressions_survive_and_no_jinja_is_left(rendered: Rendered) -> 
         "defaults",
         "jobs",
     }
-    assert set(rendered.workflow["on"]) == {"push", "pull_request", "schedule", "workflow_dispatch"}
+    assert set(workflow.parsed["on"]) == {"push", "pull_request", "schedule", "workflow_dispatch"}
 
 
-def test_lint_job_runs_make_lint(rendered: Rendered) -> None:
-    assert runs_of(rendered.jobs["lint"]) == ["make lint"]
+def test_lint_job_runs_make_lint(rendered: Rendered, workflow: Workflow) -> None:
+    assert runs_of(workflow.jobs["lint"]) == ["make lint"]
     # ... which is ruff check, ruff format --check and mypy.
-    makefile = (rendered.project / "Makefile").read_text(encoding="utf-8")
+    makefile = rendered.read("Makefile")
     recipe = re.search(r"^lint:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe is not None
     assert [line.strip() for line in recipe[1].splitlines()] == [
@@ -169,19 +160,21 @@ def test_lint_job_runs_make_lint(rendered: Rendered) -> None:
     ]
 
 
-def test_test_job_runs_the_readme_command_on_sqlite_and_on_postgresql(rendered: Rendered) -> None:
-    command = readme_test_command(rendered.readme)
-    postgres_url, postgres_command = readme_postgres_command(rendered.readme)
+def test_test_job_runs_the_readme_command_on_sqlite_and_on_postgresql(
+    rendered: Rendered, workflow: Workflow
+) -> None:
+    command = readme_test_command(rendered.read("README.md"))
+    postgres_url, postgres_command = readme_postgres_command(rendered.read("README.md"))
     assert postgres_command == command
 
-    job = rendered.jobs["test"]
+    job = workflow.jobs["test"]
     [step] = [step for step in job["steps"] if "run" in step]
     # Pushes and pull requests run the README's command; the weekly run its long profile.
     assert command == "make test"
-    assert "make test-long" in rendered.readme
+    assert "make test-long" in rendered.read("README.md")
     by_hand = "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'"
     assert step["run"].strip() == f"make ${{{{ ({by_hand}) && 'test-long' || 'test' }}}}"
-    [schedule] = rendered.workflow["on"]["schedule"]
+    [schedule] = workflow.parsed["on"]["schedule"]
     assert re.fullmatch(r"\d+ \d+ \* \* [0-6]", schedule["cron"]), schedule  # weekly
     assert step["env"] == {"TEST_DATABASE_URL": "${{ matrix.test-database-url }}"}
     legs = {
@@ -193,30 +186,30 @@ def test_test_job_runs_the_readme_command_on_sqlite_and_on_postgresql(rendered: 
     assert_postgres_service(job, postgres_url)
 
 
-def test_python_version_is_the_answer(rendered: Rendered) -> None:
+def test_python_version_is_the_answer(rendered: Rendered, workflow: Workflow) -> None:
     version = rendered.answers["python_version"]
-    assert rendered.workflow["env"]["PYTHON_VERSION"] == version
+    assert workflow.parsed["env"]["PYTHON_VERSION"] == version
     setups = [
-        step for job in rendered.jobs.values() for step in steps_of(job, "actions/setup-python")
+        step for job in workflow.jobs.values() for step in steps_of(job, "actions/setup-python")
     ]
-    assert len(setups) == len(rendered.jobs)
+    assert len(setups) == len(workflow.jobs)
     for step in setups:
         assert step["with"]["python-version"] == "${{ env.PYTHON_VERSION }}"
-    pyproject = tomllib.loads((rendered.project / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads(rendered.read("pyproject.toml"))
     assert pyproject["project"]["requires-python"] == f">={version}"
 
 
-def test_installs_are_cached(rendered: Rendered) -> None:
-    for name, job in rendered.jobs.items():
+def test_installs_are_cached(rendered: Rendered, workflow: Workflow) -> None:
+    for name, job in workflow.jobs.items():
         for step in steps_of(job, "actions/setup-python"):
             assert step["with"]["cache"] == "pip", name
             assert step["with"]["cache-dependency-path"] == "pyproject.toml", name
     # `make` installs the packages with uv: its cache is the one that matters.
-    makefile = (rendered.project / "Makefile").read_text(encoding="utf-8")
+    makefile = rendered.read("Makefile")
     assert re.search(r"^UV := \$\(BIN\)/uv$", makefile, re.MULTILINE)
     assert re.search(r"^\t\$\(UV\) pip install .*-c requirements\.lock", makefile, re.MULTILINE)
     for name in ("lint", "test"):
-        [cache] = steps_of(rendered.jobs[name], "actions/cache")
+        [cache] = steps_of(workflow.jobs[name], "actions/cache")
         assert cache["with"]["path"] == "~/.cache/uv"
         assert "${{ hashFiles('pyproject.toml', 'requirements.lock') }}" in cache["with"]["key"]
 
@@ -230,12 +223,12 @@ def _sentry_cli_calls(job: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-def test_release_job_only_when_sentry_is_included(rendered: Rendered) -> None:
-    if rendered.answers["include_sentry"] == "no":
-        assert set(rendered.jobs) == {"lint", "test"}
-        assert "sentry" not in rendered.text.lower()
+def test_release_job_only_when_sentry_is_included(rendered: Rendered, workflow: Workflow) -> None:
+    if not rendered.sentry:
+        assert set(workflow.jobs) == {"lint", "test"}
+        assert "sentry" not in workflow.text.lower()
         return
-    job = rendered.jobs["release"]
+    job = workflow.jobs["release"]
     assert set(job["needs"]) == {"lint", "test"}
     assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
     assert job["env"] == {
@@ -275,58 +268,32 @@ def test_release_job_only_when_sentry_is_included(rendered: Rendered) -> None:
     assert 'RELEASE=$release" >> "$GITHUB_ENV"' in job["steps"][naming]["run"]
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        env=env if env is not None else clean_env(),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.mark.slow
-def test_release_step_names_the_release_as_the_app_does(cookies: Any, tmp_path: Path) -> None:
+def test_release_step_names_the_release_as_the_app_does(renders: Renders, tmp_path: Path) -> None:
     """In a checkout with one commit, the workflow's own snippet (run by bash, as the runner
     does) and the app's release_name() (what a deployment reports) give the same name."""
-    result = cookies.bake(extra_context={"include_sentry": "yes"})
-    assert result.exit_code == 0, result.exception
-    project: Path = result.project_path
-    _run(["git", "init", "-q"], project)
-    _run(["git", "add", "-A"], project)
-    _run(
+    rendered = renders.render(SENTRY)
+    project = copy_of(rendered, tmp_path / rendered.path.name)
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(
         ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", "commit", "-qm", "1"],
         project,
     )
-    head = _run(["git", "rev-parse", "HEAD"], project).strip()
+    head = run(["git", "rev-parse", "HEAD"], project).stdout.strip()
 
-    # The app's runtime dependencies only (app.sentry needs its settings, not the dev tools).
+    # The app's runtime dependencies only (app.sentry needs its settings, not the dev tools):
+    # not the shared install, which has the dev tools too.
     venv = tmp_path / "venv"
-    _run([str(BIN_DIR / "uv"), "venv", "-q", "--python", sys.executable, str(venv)], tmp_path)
+    run([str(BIN_DIR / "uv"), "venv", "-q", "--python", sys.executable, str(venv)], tmp_path)
     python = venv / "bin" / "python"
-    _run(
-        [
-            str(BIN_DIR / "uv"),
-            "pip",
-            "install",
-            "-q",
-            "--python",
-            str(python),
-            "-r",
-            "pyproject.toml",
-        ],
-        project,
-    )
+    uv_install = [str(BIN_DIR / "uv"), "pip", "install", "-q", "--python", str(python)]
+    run([*uv_install, "-r", "pyproject.toml"], project)
     env = clean_env()
     env.pop("SENTRY_RELEASE", None)
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"  # the `python` the snippet calls
 
-    app_says = _run(
+    app_says = run(
         [
             str(python),
             "-c",
@@ -334,8 +301,8 @@ def test_release_step_names_the_release_as_the_app_does(cookies: Any, tmp_path: 
             "print(release_name(SentrySettings()))",
         ],
         project,
-        env,
-    ).strip()
+        env=env,
+    ).stdout.strip()
 
     workflow = parse_workflow((project / WORKFLOW).read_text(encoding="utf-8"))
     [snippet] = [
@@ -347,10 +314,10 @@ def test_release_step_names_the_release_as_the_app_does(cookies: Any, tmp_path: 
     script.write_text(snippet, encoding="utf-8")
     github_env = tmp_path / "github_env"
     github_env.touch()
-    _run(
+    run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
         project,
-        env | {"GITHUB_ENV": str(github_env)},
+        env=env | {"GITHUB_ENV": str(github_env)},
     )
     exported = dict(
         line.split("=", 1) for line in github_env.read_text(encoding="utf-8").splitlines()

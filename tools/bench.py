@@ -11,7 +11,12 @@ seconds, the order alternating. This machine's throughput drifts by
 median over the rounds is reported. The "yes" app sends to the project's own loopback receiver,
 in a separate process. It prints figures; it asserts nothing about time.
 
-    .venv/bin/python -m tests.bench [--rounds 16] [--seconds 2]
+Each table is printed, and written to build/bench/results.md, as soon as it is measured, so an
+interrupted run keeps what it had. Every child (servers, receiver, wrk) is stopped with SIGTERM
+to its process group, never SIGINT, so the run stops cleanly however it was started: in a
+terminal, as `nohup make bench &`, or under a runner without one.
+
+    .venv/bin/python -m tools.bench [--rounds 16] [--seconds 2]
 """
 
 import argparse
@@ -21,7 +26,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -33,13 +37,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+from tools.processes import (
+    CommandError,
+    clean_env,
+    free_port,
+    run,
+    start,
+    stop,
+    stop_children_on_sigterm,
+)
+from tools.template import TEMPLATE_DIR, run_cookiecutter
+
 BUILD_DIR = TEMPLATE_DIR / "build" / "bench"
-BIN_DIR = Path(sys.executable).parent
+RESULTS = BUILD_DIR / "results.md"
 SERVER_CORE, LOAD_CORE = "0", "1"
 CONNECTIONS = 16
 ITEMS = 20
-ROUTES = {"health": "/health", "items": "/api/v1/items?limit=20", "error": "/api/v1/probe/error"}
+ROUTES = {"health": "/health", "items": "/api/v1/items?limit=20", "error": "/api/v1/error"}
 QUIET_ROUTES = ("health", "items")  # what the receiver-down and black-hole setups are measured on
 STORM_ROUNDS = 3
 
@@ -58,41 +72,24 @@ class Project:
         return str(self.path / ".venv" / "bin" / "python")
 
 
-def _run(command: list[str], cwd: Path | None = None, **env: str) -> str:
-    result = subprocess.run(
-        command, cwd=cwd, env=_env(**env), capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-def _env(**extra: str) -> dict[str, str]:
-    inherited = {"VIRTUAL_ENV", "PYTHONPATH", "MAKELEVEL", "MAKEFLAGS", "MFLAGS"}
-    env = {
-        k: v for k, v in os.environ.items() if k not in inherited and not k.startswith("SENTRY_")
-    }
-    return env | extra
+def expect(condition: bool, message: str) -> None:
+    """What the run relies on (the seeding worked, every answer was the expected one); a run
+    where it does not hold stops, since its figures would mean nothing."""
+    if not condition:
+        raise SystemExit(f"error: {message}")
 
 
 def render(variant: str) -> Project:
     output = BUILD_DIR / variant
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
-    answers = [f"include_sentry={variant}"]
-    _run(
-        [
-            str(BIN_DIR / "cookiecutter"),
-            "--no-input",
-            "-o",
-            str(output),
-            str(TEMPLATE_DIR),
-            *answers,
-        ]
-    )
+    rendered = run_cookiecutter(output, answers={"include_sentry": variant})
+    if rendered.returncode != 0:
+        raise CommandError(f"cookiecutter failed:\n{rendered.stdout}\n{rendered.stderr}")
     project = Project(variant, output / "acme_backend", output / "acme_backend" / "bench.db")
-    _run(["make", "install"], cwd=project.path)
-    _run([".venv/bin/alembic", "upgrade", "head"], cwd=project.path, DATABASE_URL=_url(project))
+    run(["make", "install"], cwd=project.path, timeout=1200)
+    migrate = [".venv/bin/alembic", "upgrade", "head"]
+    run(migrate, cwd=project.path, env=clean_env(DATABASE_URL=_url(project)))
     return project
 
 
@@ -105,16 +102,10 @@ def ensure_tools() -> None:
     if missing:
         print(f"installing {', '.join(missing)} from Debian's packages", flush=True)
         packages = ["wrk" if tool == "wrk" else "util-linux" for tool in missing]
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True)
+        run(["apt-get", "update", "-qq"], env=os.environ)
+        run(["apt-get", "install", "-y", "-qq", *packages], env=os.environ)
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("the benchmark needs two cores: one for the server, one for wrk")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- the peers: receiver, black hole -------------------------------------------------------------
@@ -123,27 +114,19 @@ def free_port() -> int:
 @contextlib.contextmanager
 def receiver(project: Project) -> Iterator["Receiver"]:
     port = free_port()
-    process = subprocess.Popen(
+    process = start(
         [
-            "taskset",
-            "-c",
-            LOAD_CORE,
-            project.python,
-            "-m",
-            "tools.sentry_dev",
-            str(port),
-            "--quiet",
+            "taskset", "-c", LOAD_CORE,
+            # SIGTERM (never SIGINT, which a background job ignores) makes it print its counts.
+            project.python, "-m", "tools.sentry_dev", str(port), "--quiet",
         ],
         cwd=project.path,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()
-    assert first.startswith("listening"), first
+    )  # fmt: skip
+    first = process.stdout.readline() if process.stdout else ""
     handle = Receiver(f"http://key@127.0.0.1:{port}/1", process)
     try:
+        if not first.startswith("listening"):
+            raise CommandError(f"the receiver did not start: {first}")
         yield handle
     finally:
         handle.stop()
@@ -157,8 +140,7 @@ class Receiver:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            self.counts = self.process.communicate(timeout=30)[0].strip()
+            self.counts = stop(self.process).strip()
 
     @property
     def events(self) -> int:
@@ -194,26 +176,20 @@ def server(project: Project, **env: str) -> Iterator["Server"]:
         "SECRET_KEY": SECRET_KEY,
         "DATABASE_URL": _url(project),
         "ACCESS_TOKEN_EXPIRE_MINUTES": "1440",
-        "ERROR_PROBE": "true",
+        "ERROR_ROUTE": "true",
     }
     # The log goes to a file: a pipe nobody reads fills up with tracebacks and blocks the server.
     log = project.path / f"bench-server-{port}.log"  # several servers of one project at once
     with log.open("w") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=project.path,
-            env=_env(**settings, **env),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            text=True,
+        process = start(
+            command, cwd=project.path, env=clean_env(**settings, **env), stdout=log_file
         )
         handle = Server(project, f"http://127.0.0.1:{port}", process, log)
         try:
             handle.wait_until_up()
             yield handle
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+            stop(process, grace=60)
 
 
 @dataclass
@@ -256,16 +232,17 @@ class Server:
         status, _ = self.call(
             "/api/v1/tenants", {"tenant_name": "Bench", "email": email, "password": password}
         )
-        assert status in {201, 409}, status  # 409: seeded by an earlier start
+        expect(status in {201, 409}, f"sign-up answered {status}")  # 409: seeded before
         status, token = self.call(
             "/api/v1/auth/token",
             form=f"username=bench%40example.com&password={password.replace(' ', '+')}",
         )
-        assert status == 200, status
+        expect(status == 200, f"login answered {status}")
         self.token = str(token["access_token"])
         status, page = self.call("/api/v1/items?limit=1")
         for number in range(ITEMS - int(str(page.get("total", 0)))):
-            assert self.call("/api/v1/items", {"title": f"item {number}"})[0] == 201
+            status, _ = self.call("/api/v1/items", {"title": f"item {number}"})
+            expect(status == 201, f"creating an item answered {status}")
 
     def rss_kib(self) -> int:
         # The uvicorn process itself (taskset execs it, so the pid is the server's).
@@ -298,7 +275,7 @@ def wrk(url: str, token: str, seconds: float, connections: int = CONNECTIONS) ->
         "taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s",
         "--timeout", "30s", "--latency", "-H", f"Authorization: Bearer {token}", url,
     ]  # fmt: skip
-    output = _run(command)
+    output = run(command, timeout=seconds + 60).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     total = re.search(r"(\d+) requests in", output)
@@ -335,7 +312,8 @@ class Results:
         self.loads.setdefault((setup, route), []).append(load)
 
     def median(self, setup: str, route: str, attribute: str) -> float:
-        return statistics.median(getattr(load, attribute) for load in self.loads[(setup, route)])
+        loads = self.loads[(setup, route)]
+        return float(statistics.median(getattr(load, attribute) for load in loads))
 
     def ratios(self, setup: str, route: str, attribute: str) -> list[float]:
         """Round by round, this setup's figure over "no"'s in the same round."""
@@ -357,7 +335,7 @@ def measure_route(
         for setup in setups if number % 2 == 0 else setups[::-1]:
             load = wrk(servers[setup].url + ROUTES[route], servers[setup].token, seconds)
             expected = load.requests if route == "error" else 0
-            assert load.non_2xx == expected, f"{setup} {route}: {load.non_2xx} non-2xx answers"
+            expect(load.non_2xx == expected, f"{setup} {route}: {load.non_2xx} non-2xx answers")
             results.add(setup, route, load)
             failing += load.requests if setup == "yes" and route == "error" else 0
     return failing
@@ -375,24 +353,38 @@ def measure_storm(results: Results, setup: str, running: Server, seconds: float)
     calm = wrk(health, running.token, seconds, connections=4)
     script = BUILD_DIR / "storm.lua"
     script.write_text(STORM_SCRIPT)
-    flood = subprocess.Popen(
+    flood = start(
         ["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c2", f"-d{round(seconds) + 2}s",
          "-s", str(script), "-H", f"Authorization: Bearer {running.token}",
          running.url + ROUTES["error"]],
-        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(1)
-    during = wrk(health, running.token, seconds, connections=4)
-    flooded = re.search(r"(\d+) requests in", flood.communicate()[0])
+    try:
+        time.sleep(1)
+        during = wrk(health, running.token, seconds, connections=4)
+        flood_output = flood.communicate(timeout=seconds + 60)[0]
+    finally:
+        if flood.poll() is None:
+            stop(flood)
+    flooded = re.search(r"(\d+) requests in", flood_output)
     failing = int(flooded[1]) if flooded else 0
     results.storms.setdefault(setup, []).append(Storm(calm, during, failing))
     return failing
 
 
-def run(rounds: int, seconds: float) -> Results:
-    ensure_tools()
-    print("rendering and installing both variants ...", flush=True)
-    projects = {variant: render(variant) for variant in ("no", "yes")}
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def publish(lines: list[str]) -> None:
+    """A finished piece of the report: printed, and appended to the results file, now."""
+    text = "\n".join(lines)
+    print(text, flush=True)
+    with RESULTS.open("a", encoding="utf-8") as results_file:
+        results_file.write(text + "\n")
+
+
+def measure(projects: dict[str, Project], rounds: int, seconds: float) -> Results:
+    """Every measurement but the micro-benchmarks, each table published as it is complete."""
     results = Results()
     failing = 0
     with contextlib.ExitStack() as stack:
@@ -412,17 +404,21 @@ def run(rounds: int, seconds: float) -> Results:
         for running in servers.values():
             running.sign_in()
         memory_at_start = {setup: running.rss_kib() for setup, running in servers.items()}
+        publish(load_table_head(rounds, seconds))
         for route in ROUTES:
-            print(f"{route}: {rounds} rounds", flush=True)
+            progress(f"{route}: {rounds} rounds")
             failing += measure_route(results, servers, route, rounds, seconds)
-        print(f"error storms: {STORM_ROUNDS} rounds", flush=True)
+            publish(load_rows(results, route))
+        progress(f"error storms: {STORM_ROUNDS} rounds")
         for number in range(STORM_ROUNDS):
             for setup in ("no", "yes") if number % 2 == 0 else ("yes", "no"):
                 flooded = measure_storm(results, setup, servers[setup], seconds)
                 failing += flooded if setup == "yes" else 0
+        publish(storm_table(results))
         for setup, running in servers.items():
             results.memory[setup] = [(memory_at_start[setup], running.rss_kib())]
     results.delivered.append((failing, up.events))  # the receiver has stopped and counted
+    publish(delivery_lines(results) + memory_table(results))
     return results
 
 
@@ -479,15 +475,16 @@ print(json.dumps({"seconds": asyncio.run(start())}))
 
 
 def micro_benchmarks(projects: dict[str, Project], repetitions: int) -> list[str]:
+    yes = projects["yes"]
     scrub = [
-        json.loads(_run([projects["yes"].python, "-c", SCRUB_BENCH], cwd=projects["yes"].path))
+        json.loads(run([yes.python, "-c", SCRUB_BENCH], cwd=yes.path).stdout)
         for _ in range(repetitions)
     ]
     lines = [
         "",
         f"Scrubbing callbacks (`before_send` on a typical {scrub[0]['event_bytes']}-byte error "
         f"event, 2,000 events, median of {repetitions}): "
-        f"{statistics.median(run['us_per_event'] for run in scrub):.0f} µs per event.",
+        f"{statistics.median(each['us_per_event'] for each in scrub):.0f} µs per event.",
         "",
         "| variant | start-up to first request served, s (median of 5) |",
         "|---|---|",
@@ -496,19 +493,20 @@ def micro_benchmarks(projects: dict[str, Project], repetitions: int) -> list[str
         env = {"DATABASE_URL": _url(project), "ENVIRONMENT": "staging", "SECRET_KEY": SECRET_KEY}
         if variant == "yes":  # a closed port: start-up must not wait for Sentry
             env["SENTRY_DSN"] = f"http://key@127.0.0.1:{free_port()}/1"
+        startup = [project.python, "-c", STARTUP_BENCH]
         runs = [
-            json.loads(_run([project.python, "-c", STARTUP_BENCH], cwd=project.path, **env))
+            json.loads(run(startup, cwd=project.path, env=clean_env(**env)).stdout)
             for _ in range(5)
         ]
-        lines.append(f"| {variant} | {statistics.median(run['seconds'] for run in runs):.3f} |")
+        lines.append(f"| {variant} | {statistics.median(each['seconds'] for each in runs):.3f} |")
     return lines
 
 
 # -- the report ----------------------------------------------------------------------------------
 
 
-def report(results: Results, rounds: int, seconds: float) -> str:
-    lines = [
+def load_table_head(rounds: int, seconds: float) -> list[str]:
+    return [
         f"{rounds} rounds per route, {seconds:g} s per setup and round, {CONNECTIONS} "
         "connections. req/s, p50 and p99: medians over the rounds. Ratios: medians over the "
         "rounds of this setup's figure over \"no\"'s in the same round.",
@@ -517,7 +515,13 @@ def report(results: Results, rounds: int, seconds: float) -> str:
         "rounds' req/s ratios | p99 ratio |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for setup, route in results.loads:
+
+
+def load_rows(results: Results, route: str) -> list[str]:
+    lines = []
+    for setup, measured in results.loads:
+        if measured != route:
+            continue
         rps = results.median(setup, route, "requests_per_second")
         p99 = results.median(setup, route, "p99_ms")
         p50 = results.median(setup, route, "p50_ms")
@@ -528,7 +532,11 @@ def report(results: Results, rounds: int, seconds: float) -> str:
             f"| {setup} | `{ROUTES[route]}` | {rps:.0f} | {p50:.2f} | {p99:.2f} "
             f"| {rps_ratio:.2f} | {low:.2f} to {high:.2f} | {p99_ratio:.2f} |"
         )
-    lines += [
+    return lines
+
+
+def storm_table(results: Results) -> list[str]:
+    lines = [
         "",
         "| setup | `/health` p99 calm, ms | p99 during an error storm, ms | storm / calm |",
         "|---|---|---|---|",
@@ -537,32 +545,50 @@ def report(results: Results, rounds: int, seconds: float) -> str:
         calm = statistics.median(storm.calm.p99_ms for storm in storms)
         during = statistics.median(storm.during.p99_ms for storm in storms)
         lines.append(f"| {setup} | {calm:.2f} | {during:.2f} | {during / calm:.2f} |")
-    lines += ["", 'Failing requests of the "yes" app and the events that reached the receiver:']
-    lines += [
-        f"- {failing} failing requests, {events} events" for failing, events in results.delivered
+    return lines
+
+
+def delivery_lines(results: Results) -> list[str]:
+    return [
+        "",
+        'Failing requests of the "yes" app and the events that reached the receiver:',
+        *(
+            f"- {failing} failing requests, {events} events"
+            for failing, events in results.delivered
+        ),
     ]
-    lines += ["", "| setup | RSS at start, KiB | RSS at end, KiB |", "|---|---|---|"]
+
+
+def memory_table(results: Results) -> list[str]:
+    lines = ["", "| setup | RSS at start, KiB | RSS at end, KiB |", "|---|---|---|"]
     for setup, samples in results.memory.items():
         starts = ", ".join(str(start) for start, _ in samples)
         ends = ", ".join(str(end) for _, end in samples)
         lines.append(f"| {setup} | {starts} | {ends} |")
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench")
     parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=2)
     args = parser.parse_args(argv)
-    results = run(args.rounds, args.seconds)
-    text = report(results, args.rounds, args.seconds)
-    projects = {
-        v: Project(v, BUILD_DIR / v / "acme_backend", BUILD_DIR / v / "acme_backend" / "bench.db")
-        for v in ("no", "yes")
-    }
-    text += "\n" + "\n".join(micro_benchmarks(projects, repetitions=3))
-    (BUILD_DIR / "results.md").write_text(text + "\n")
-    print(text)
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2 (the report gives the middle half of them)")
+    stop_children_on_sigterm()
+    try:
+        ensure_tools()
+        progress("rendering and installing both variants ...")
+        projects = {variant: render(variant) for variant in ("no", "yes")}
+        RESULTS.write_text("", encoding="utf-8")
+        measure(projects, args.rounds, args.seconds)
+        publish(micro_benchmarks(projects, repetitions=3))
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: every child has been stopped on the way
+        print(f"interrupted; what was measured is in {RESULTS}", file=sys.stderr)
+        return 130
     return 0
 
 
