@@ -78,13 +78,14 @@ async def _as_admin(url: str, role: str, runtime: URL, *, grant: bool) -> bool:
         await engine.dispose()
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, *, quiet: bool = False) -> None:
     config = Config(ALEMBIC_INI)
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["configure_logger"] = not quiet  # quiet: leave logging alone (tests)
     command.upgrade(config, "head")
 
 
-def set_up(settings: Settings) -> list[str]:
+def set_up(settings: Settings, *, quiet: bool = False) -> list[str]:
     """Everything `make db-setup` does; returns what it did, one line each."""
     done = []
     role = runtime_role(settings)
@@ -92,7 +93,7 @@ def set_up(settings: Settings) -> list[str]:
     runtime = make_url(settings.database_url)
     if role is not None and asyncio.run(_as_admin(admin_url, role, runtime, grant=False)):
         done.append(f"created role {role}")
-    migrate(admin_url)
+    migrate(admin_url, quiet=quiet)
     done.append("migrated to the latest revision")
     if role is not None:
         asyncio.run(_as_admin(admin_url, role, runtime, grant=True))
