@@ -91,8 +91,9 @@ class RlsConnection(asyncpg.Connection):  # type: ignore[misc]
 
 
 def _driver_connection(connection: Connection) -> RlsConnection | None:
+    # Not isinstance(): asyncpg's metaclass answers True for every asyncpg connection.
     driver = connection.connection.driver_connection
-    return driver if isinstance(driver, RlsConnection) else None
+    return driver if RlsConnection in type(driver).__mro__ else None
 
 
 async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
@@ -144,7 +145,7 @@ def _bind_transaction(
 def forget_pending_binding(dbapi_connection: Any, *_: Any) -> None:
     """Pool `checkin` listener: a binding no `BEGIN` consumed must not reach the next user."""
     driver = getattr(dbapi_connection, "driver_connection", None)
-    if isinstance(driver, RlsConnection):
+    if driver is not None and RlsConnection in type(driver).__mro__:
         driver.bind_next_transaction(None)
 
 
