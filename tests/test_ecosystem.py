@@ -322,17 +322,20 @@ def test_compose_runs_database_then_migrations_then_app(compose: dict[str, Any])
     assert mount == "/var/lib/postgresql/data"
 
     migrate, app = services["migrate"], services["app"]
-    assert migrate["command"] == ["alembic", "upgrade", "head"]
+    assert migrate["command"] == ["python", "-m", "app.db.setup"]  # `make db-setup`
     assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert app["depends_on"] == {
         "db": {"condition": "service_healthy"},
         "migrate": {"condition": "service_completed_successfully"},
     }
     assert "command" not in app, "the app runs the image's own command"
-    # Both run the one image, built from this directory, with one environment.
+    # Both run the one image, built from this directory, with one environment (and the
+    # owner's URL for the migrations only).
     assert migrate["build"] == app["build"] == "."
     assert migrate["image"] == app["image"]
-    assert migrate["environment"] == app["environment"]
+    assert migrate["environment"] == app["environment"] | {
+        "DATABASE_ADMIN_URL": migrate["environment"]["DATABASE_ADMIN_URL"]
+    }
 
 
 def test_compose_publishes_the_port_the_image_serves_on(
@@ -347,12 +350,21 @@ def test_compose_points_the_app_at_the_db_service_with_the_async_driver(
 ) -> None:
     env = compose["services"]["app"]["environment"]
     db = compose["services"]["db"]["environment"]
-    url = re.fullmatch(
+    # The owner (the db service's user) migrates; the app runs as another role (RLS applies).
+    admin = re.fullmatch(
         r"postgresql\+asyncpg://(?P<user>\w+):\$\{POSTGRES_PASSWORD:-\w+\}@db:5432/(?P<db>\w+)",
+        compose["services"]["migrate"]["environment"]["DATABASE_ADMIN_URL"],
+    )
+    assert admin is not None
+    assert (admin["user"], admin["db"]) == (db["POSTGRES_USER"], db["POSTGRES_DB"])
+    assert "DATABASE_ADMIN_URL" not in env, "the app itself has no owner's password"
+    url = re.fullmatch(
+        r"postgresql\+asyncpg://(?P<user>\w+):\$\{\w+:-\w+\}@db:5432/(?P<db>\w+)",
         env["DATABASE_URL"],
     )
     assert url is not None, env["DATABASE_URL"]
-    assert (url["user"], url["db"]) == (db["POSTGRES_USER"], db["POSTGRES_DB"])
+    assert url["user"] != db["POSTGRES_USER"]
+    assert url["db"] == db["POSTGRES_DB"]
     # The driver is the one the app normalises to and the project depends on.
     config = rendered.read("app/core/config.py")
     assert '"postgresql": "postgresql+asyncpg"' in config

@@ -22,6 +22,7 @@ from app.api.routes import error_route, health
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
 from app.db.session import create_engine, create_session_factory
+from app.db.tenancy import warn_unless_isolation_enforced
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_factory = create_session_factory(engine)
     if settings.uses_placeholder_secret:
         logger.warning("SECRET_KEY is the development placeholder; set it before deploying")
+    if not settings.is_sqlite:
+        await warn_unless_isolation_enforced(engine)
     logger.info("started %s %s (%s)", settings.project_name, __version__, settings.environment)
     # What start-up allocated (modules, settings, the engine) lives as long as the process:
     # frozen, it is left out of every garbage collection, which otherwise walked all of it

@@ -22,8 +22,9 @@ target_metadata = Base.metadata
 
 
 def database_url() -> str:
-    # Tests (and tools) may pass a URL explicitly; otherwise the app's own setting.
-    return config.get_main_option("sqlalchemy.url") or get_settings().database_url
+    # Tests (and tools) may pass a URL explicitly; otherwise the owner's (DATABASE_ADMIN_URL,
+    # which defaults to DATABASE_URL).
+    return config.get_main_option("sqlalchemy.url") or get_settings().admin_database_url
 
 
 def _render_item(kind: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:

@@ -1,3 +1,4 @@
+import asyncio
 import os
 import secrets
 import threading
@@ -9,16 +10,24 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.core import security
 from app.core.config import Settings, load_settings
-from app.db.base import Base
+from app.db.session import create_session_factory
+from app.db.setup import set_up
 from app.main import create_app
 from tests.support.databases import (
     BACKEND,
     create_postgres_database,
     drop_postgres_database,
+    drop_runtime_role,
+    runtime_url,
     sqlite_url,
 )
 from tests.support.helpers import Account, empty_database, sign_up
@@ -49,21 +58,33 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(scope="session")
-async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def database_urls(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[str, str]]:
+    """(runtime, admin): on PostgreSQL the app's own role and the owner (the server's
+    superuser of TEST_DATABASE_URL), as in production; on SQLite one file."""
     if BACKEND == "sqlite":
-        yield sqlite_url(tmp_path_factory.mktemp("db"))
+        url = sqlite_url(tmp_path_factory.mktemp("db"))
+        yield url, url
         return
-    url = await create_postgres_database()
+    admin = await create_postgres_database()
+    runtime = runtime_url(admin)
     try:
-        yield url
+        yield runtime, admin
     finally:
-        await drop_postgres_database(url)
+        await drop_postgres_database(admin)
+        await drop_runtime_role(runtime)
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
+def database_url(database_urls: tuple[str, str]) -> str:
+    return database_urls[0]
+
+
+@pytest.fixture(scope="session")
+def settings(database_urls: tuple[str, str]) -> Settings:
+    runtime, admin = database_urls
     return load_settings(
-        database_url=database_url,
+        database_url=runtime,
+        database_admin_url=admin,
         environment="test",
         secret_key=secrets.token_urlsafe(64),  # long enough for HS512 probes too
         log_level="WARNING",
@@ -72,18 +93,33 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    # What `make db-setup` does: the runtime role, the migrations, the grants.
+    await asyncio.to_thread(set_up, settings, quiet=True)
     application = create_app(settings)
     async with application.router.lifespan_context(application):
-        engine: AsyncEngine = application.state.engine
-        async with engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
         yield application
 
 
+@pytest.fixture(scope="session")
+async def admin_engine(app: FastAPI, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The owner's engine, for tests that read or change rows past the app (on PostgreSQL a
+    superuser: row-level security does not apply to it)."""
+    engine = create_async_engine(settings.admin_database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def admin_sessions(admin_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(admin_engine)
+
+
 @pytest.fixture(autouse=True)
-async def _empty_tables(app: FastAPI) -> AsyncIterator[None]:
+async def _empty_tables(admin_engine: AsyncEngine) -> AsyncIterator[None]:
     yield
-    await empty_database(app)
+    await empty_database(admin_engine)
 
 
 @pytest.fixture

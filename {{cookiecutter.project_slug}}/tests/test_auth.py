@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import Settings
 from app.core.security import REQUIRED_CLAIMS, create_access_token
@@ -133,10 +134,13 @@ async def test_login_normalises_the_address_as_sign_up_does(
 
 
 async def test_an_outdated_hash_is_upgraded_at_login(
-    client: AsyncClient, app: FastAPI, owner: Account
+    admin_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    app: FastAPI,
+    owner: Account,
 ) -> None:
     weak = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8 * 1024),)).hash(PASSWORD)
-    async with app.state.session_factory() as session:
+    async with admin_sessions() as session:
         await session.execute(
             update(User).where(User.id == owner.user_id).values(hashed_password=weak)
         )
@@ -145,7 +149,7 @@ async def test_an_outdated_hash_is_upgraded_at_login(
         "/api/v1/auth/token", data={"username": owner.email, "password": PASSWORD}
     )
     assert response.status_code == 200
-    async with app.state.session_factory() as session:
+    async with admin_sessions() as session:
         stored = await session.scalar(select(User.hashed_password).where(User.id == owner.user_id))
     assert stored is not None
     assert stored != weak
@@ -301,9 +305,12 @@ async def test_a_genuine_token_with_its_alg_rewritten_gets_401(
 
 
 async def test_deleted_user_loses_access_at_once(
-    client: AsyncClient, app: FastAPI, owner: Account
+    admin_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    app: FastAPI,
+    owner: Account,
 ) -> None:
-    async with app.state.session_factory() as session:
+    async with admin_sessions() as session:
         await session.execute(delete(User).where(User.id == owner.user_id))
         await session.commit()
     _assert_refused(await _me(client, owner.headers["Authorization"]))
@@ -436,9 +443,12 @@ async def test_an_unsigned_token_naming_a_real_user_is_refused(
 
 
 async def test_deactivated_user_loses_access_at_once(
-    client: AsyncClient, app: FastAPI, owner: Account
+    admin_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    app: FastAPI,
+    owner: Account,
 ) -> None:
-    async with app.state.session_factory() as session:
+    async with admin_sessions() as session:
         await session.execute(update(User).where(User.id == owner.user_id).values(is_active=False))
         await session.commit()
     response = await client.get("/api/v1/users/me", headers=owner.headers)
@@ -450,9 +460,12 @@ async def test_deactivated_user_loses_access_at_once(
 
 
 async def test_user_moved_to_another_tenant_loses_the_old_token(
-    client: AsyncClient, app: FastAPI, owner: Account
+    admin_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    app: FastAPI,
+    owner: Account,
 ) -> None:
-    async with app.state.session_factory() as session:
+    async with admin_sessions() as session:
         other = Tenant(name="Elsewhere")
         session.add(other)
         await session.flush()

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.security import password_hash
 from app.models import User
@@ -50,10 +51,13 @@ def logs() -> Iterator[list[str]]:
 
 
 async def test_stored_passwords_are_current_argon2id_hashes(
-    client: AsyncClient, app: FastAPI, owner: Account
+    admin_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    app: FastAPI,
+    owner: Account,
 ) -> None:
     member = await invite(client, owner)
-    async with app.state.session_factory() as session:
+    async with admin_sessions() as session:
         stored = (
             await session.scalars(
                 select(User.hashed_password).where(User.id.in_([owner.user_id, member.user_id]))

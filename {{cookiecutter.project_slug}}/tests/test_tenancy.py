@@ -1,10 +1,13 @@
 """The safety net under the routes: a session bound to a tenant cannot see or write another
-tenant's rows even when a query forgets its `where` clause."""
+tenant's rows even when a query forgets its `where` clause. These run as the owner, which
+row-level security does not restrict on PostgreSQL, so that they prove the ORM net alone
+(the database's own layer: tests/test_row_level_security.py)."""
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.tenancy import ALL_TENANTS, CrossTenantWriteError, bind_tenant
 from app.models import Item, User
@@ -20,11 +23,15 @@ async def _seed(client: AsyncClient, *accounts: Account) -> None:
 
 
 async def test_unfiltered_queries_only_see_the_bound_tenant(
-    client: AsyncClient, app: FastAPI, owner: Account, rival: Account
+    admin_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    app: FastAPI,
+    owner: Account,
+    rival: Account,
 ) -> None:
     await _seed(client, owner, rival)
-    async with app.state.session_factory() as session:
-        bind_tenant(session.sync_session, owner.tenant_id)
+    async with admin_sessions() as session:
+        await bind_tenant(session, owner.tenant_id)
         items = (await session.scalars(select(Item))).all()
         users = (await session.scalars(select(User))).all()
         everyone = await session.scalar(
@@ -36,11 +43,15 @@ async def test_unfiltered_queries_only_see_the_bound_tenant(
 
 
 async def test_bulk_update_and_delete_stay_in_the_bound_tenant(
-    client: AsyncClient, app: FastAPI, owner: Account, rival: Account
+    admin_sessions: async_sessionmaker[AsyncSession],
+    client: AsyncClient,
+    app: FastAPI,
+    owner: Account,
+    rival: Account,
 ) -> None:
     await _seed(client, owner, rival)
-    async with app.state.session_factory() as session:
-        bind_tenant(session.sync_session, owner.tenant_id)
+    async with admin_sessions() as session:
+        await bind_tenant(session, owner.tenant_id)
         await session.execute(update(Item).values(title="changed"))
         await session.execute(delete(Item))
         await session.commit()
@@ -49,10 +60,10 @@ async def test_bulk_update_and_delete_stay_in_the_bound_tenant(
 
 
 async def test_writing_into_another_tenant_is_refused(
-    app: FastAPI, owner: Account, rival: Account
+    admin_sessions: async_sessionmaker[AsyncSession], app: FastAPI, owner: Account, rival: Account
 ) -> None:
-    async with app.state.session_factory() as session:
-        bind_tenant(session.sync_session, owner.tenant_id)
+    async with admin_sessions() as session:
+        await bind_tenant(session, owner.tenant_id)
         session.add(Item(title="planted", tenant_id=rival.tenant_id))
         with pytest.raises(CrossTenantWriteError):
             await session.flush()

@@ -48,7 +48,8 @@ async def get_current_user(session: SessionDep, settings: SettingsDep, token: To
     """The auth dependency: a valid token for an active user still in the token's tenant.
 
     It also binds the request's session to that tenant, so every query the route makes on
-    tenant-owned tables is filtered to it (see app/db/tenancy.py).
+    tenant-owned tables is filtered to it, by the ORM and on PostgreSQL by the database too
+    (see app/db/tenancy.py).
     """
     try:
         claims = decode_access_token(token, settings.secret_key.get_secret_value())
@@ -59,12 +60,14 @@ async def get_current_user(session: SessionDep, settings: SettingsDep, token: To
     # in the lookup itself (the database gone) is reported with its user and tenant too.
     sentry.set_user_context(claims.user_id, claims.tenant_id)
 {%- endif %}
+    # Bound to the token's tenant before the first query (free: it rides on the transaction's
+    # BEGIN), so the user lookup itself runs under row-level security on PostgreSQL.
+    await bind_tenant(session, claims.tenant_id)
     user = await session.get(User, claims.user_id)
     # A user deleted, deactivated or moved to another tenant since the token was issued
     # loses access at once, not when the token expires.
     if user is None or not user.is_active or user.tenant_id != claims.tenant_id:
         raise _unauthorized()
-    bind_tenant(session.sync_session, user.tenant_id)
 {%- if cookiecutter.include_sentry == "yes" %}
     # Sentry seam: now with the e-mail (sent only on opt-in).
     sentry.set_user_context(user.id, user.tenant_id, email=user.email)

@@ -35,7 +35,11 @@ class Settings(BaseSettings):
     environment: Literal["local", "test", "staging", "production"] = "local"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
+    # The role the app runs as. On PostgreSQL: neither the tables' owner nor a superuser, and
+    # without BYPASSRLS, so that row-level security applies to it (`make db-setup` creates it).
     database_url: str = "sqlite+aiosqlite:///./app.db"
+    # The owner, which runs migrations (`make db-setup`, `make migrate`); empty: DATABASE_URL.
+    database_admin_url: str | None = None
     database_pool_size: int = Field(default=5, ge=1, le=100)
     database_max_overflow: int = Field(default=10, ge=0, le=100)
 
@@ -52,10 +56,23 @@ class Settings(BaseSettings):
     # benchmarks of the error path and end-to-end checks of error reporting. Not in production.
     error_route: bool = False
 
-    @field_validator("database_url")
+    # Failed logins allowed per account (e-mail) and per client address within the window;
+    # further attempts answer 429 with Retry-After until the window ends.
+    login_max_failures_per_account: int = Field(default=5, ge=1, le=10_000)
+    login_max_failures_per_address: int = Field(default=50, ge=1, le=1_000_000)
+    login_failure_window_seconds: int = Field(default=15 * 60, ge=1, le=7 * 24 * 3600)
+
+    @field_validator("database_admin_url", mode="before")
     @classmethod
-    def _async_driver(cls, value: str) -> str:
+    def _empty_admin_url(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url", "database_admin_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
         """Accept the URL forms people paste and normalise them to the async drivers."""
+        if value is None:
+            return None
         try:
             url = make_url(value)
         except ArgumentError:
@@ -107,6 +124,25 @@ class Settings(BaseSettings):
         if self.error_route and self.environment == "production":
             raise ValueError("ERROR_ROUTE must be off when ENVIRONMENT=production")
         return self
+
+    @model_validator(mode="after")
+    def _one_kind_of_database(self) -> Self:
+        # The two may differ in host and port (a pooler in front of the app), not in kind.
+        admin = self.database_admin_url
+        if admin is not None and make_url(admin).get_backend_name() != self.backend:
+            raise ValueError(
+                "DATABASE_ADMIN_URL must name the same kind of database as DATABASE_URL"
+            )
+        return self
+
+    @property
+    def admin_database_url(self) -> str:
+        """The owner's URL (migrations, `make db-setup`): DATABASE_ADMIN_URL or DATABASE_URL."""
+        return self.database_admin_url or self.database_url
+
+    @property
+    def backend(self) -> str:
+        return make_url(self.database_url).get_backend_name()
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import Settings
-from app.db.tenancy import TenantSession
+from app.db.tenancy import RlsConnection, TenantSession, forget_pending_binding
 
 
 def _enable_sqlite_foreign_keys(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
@@ -28,12 +28,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_pre_ping=True,  # survive a database restart without a burst of errors
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        # Starts each transaction of a tenant's session bound to it (app/db/tenancy.py).
+        connect_args={"connection_class": RlsConnection},
     )
+    event.listen(engine.sync_engine.pool, "checkin", forget_pending_binding)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.config import Settings
 from app.models import User
@@ -166,11 +167,11 @@ async def test_secrets_in_body_headers_cookies_query_and_messages_never_leave(
 
 
 async def test_a_login_that_fails_inside_hashing_does_not_send_the_password(
-    app: FastAPI, reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+    admin_engine: AsyncEngine, reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
 ) -> None:
     # A hash pwdlib cannot read (a disabled account, a hash imported from another system):
     # verification raises, with the password in the frames of the failing call.
-    async with app.state.engine.begin() as connection:
+    async with admin_engine.begin() as connection:  # past the app (and row-level security)
         await connection.execute(
             update(User).where(User.id == owner.user_id).values(hashed_password="!")
         )

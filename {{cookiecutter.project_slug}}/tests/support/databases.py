@@ -3,6 +3,7 @@ next to the one TEST_DATABASE_URL names and dropped afterwards, so runs never se
 other's rows and leave the server as they found it."""
 
 import os
+import secrets
 import uuid
 from pathlib import Path
 
@@ -35,6 +36,26 @@ async def create_postgres_database() -> str:
     finally:
         await admin.dispose()
     return server_url.set(database=name).render_as_string(hide_password=False)
+
+
+def runtime_url(admin_url: str) -> str:
+    """The URL of the app's runtime role for a test database: a role of its own (roles are
+    cluster-wide, so concurrent suites never share one), created by the tests through
+    `make db-setup`'s code (app/db/setup.py) and dropped with the database."""
+    admin = make_url(admin_url)
+    role = f"{admin.database}_app"
+    url = admin.set(username=role, password=secrets.token_urlsafe(16))
+    return url.render_as_string(hide_password=False)
+
+
+async def drop_runtime_role(url: str) -> None:
+    role = make_url(url).username
+    admin = create_async_engine(make_url(_normalised_server_url()), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+    finally:
+        await admin.dispose()
 
 
 async def drop_postgres_database(url: str) -> None:

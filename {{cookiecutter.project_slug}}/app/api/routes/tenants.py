@@ -1,7 +1,10 @@
+import uuid
+
 from fastapi import APIRouter, status
 
 from app.api.deps import SessionDep
 from app.api.responses import BODY_ERRORS, error
+from app.db.tenancy import bind_tenant
 from app.models import Tenant, UserRole
 from app.schemas.tenant import TenantPublic, TenantSignup, TenantSignupResult
 from app.schemas.user import UserPublic
@@ -18,7 +21,10 @@ router = APIRouter(prefix="/tenants", tags=["tenants"])
 )
 async def sign_up(body: TenantSignup, session: SessionDep) -> TenantSignupResult:
     """Create a tenant and its owner in one transaction."""
-    tenant = Tenant(name=body.tenant_name)
+    # The new tenant's id is chosen here, so that the transaction is bound to it from the
+    # start: row-level security lets it write the tenant and its owner and nothing else.
+    tenant = Tenant(id=uuid.uuid4(), name=body.tenant_name)
+    await bind_tenant(session, tenant.id)
     session.add(tenant)
     await session.flush()
     owner = await add_user(
