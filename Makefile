@@ -7,7 +7,7 @@ DEMO_DIR := build/demo
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-long bench lint clean
+.PHONY: help install demo test test-long bench round-trips lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ test-long: $(INSTALLED) ## The generated suites with their long profiles (1,000 
 
 bench: $(INSTALLED) ## What Sentry costs: "yes" against "no" under wrk, side by side (docs/benchmarks.md)
 	$(BIN)/python -m tools.bench
+
+REFS ?= 2dde805 HEAD
+round-trips: $(INSTALLED) ## Round trips to PostgreSQL per request, at each of REFS (HEAD: the working tree)
+	$(BIN)/python -m tools.round_trips $(REFS)
 
 # mypy reads the hooks as cookiecutter runs them: rendered (tools/render_hooks.py says why).
 lint: $(INSTALLED) ## ruff and strict mypy over the hooks, the template tests and tools/
