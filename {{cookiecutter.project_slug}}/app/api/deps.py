@@ -20,8 +20,10 @@ from app.models import User, UserRole
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token")
 
 
-def get_app_settings(request: Request) -> Settings:
-    """The settings the app was built with (not re-read from the environment)."""
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with (not re-read from the environment). Async though
+    it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread, a hand-off
+    that cost every authenticated request more than the lookup itself."""
     settings: Settings = request.app.state.settings
     return settings
 
