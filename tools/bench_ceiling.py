@@ -169,9 +169,7 @@ async def list_items(request: Any) -> Any:
         for row in rows
         if row["id"] is not None
     ]
-    return _json(
-        200, {"total": rows[0]["total"], "limit": limit, "offset": offset, "items": items}
-    )
+    return _json(200, {"total": rows[0]["total"], "limit": limit, "offset": offset, "items": items})
 
 
 async def health(_request: Any) -> Any:

@@ -85,9 +85,7 @@ def render(label: str, variant: str, template: Path = TEMPLATE_DIR, source: str 
     output = BUILD_DIR / label
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
-    rendered = run_cookiecutter(
-        output, answers={"include_sentry": variant}, template=str(template)
-    )
+    rendered = run_cookiecutter(output, answers={"include_sentry": variant}, template=str(template))
     if rendered.returncode != 0:
         raise CommandError(f"cookiecutter failed:\n{rendered.stdout}\n{rendered.stderr}")
     project = Project(label, variant, output / "acme_backend", source or "this checkout")
@@ -110,6 +108,11 @@ class Databases:
     def url(self, project: Project) -> str:
         """DATABASE_URL of the app: on PostgreSQL its non-superuser runtime role."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def dropped(self) -> Iterator["Databases"]:
+        """Whatever the pass created is gone when it ends, however it ends."""
+        yield self
 
 
 class SqliteDatabases(Databases):
@@ -185,7 +188,7 @@ class PostgresDatabases(Databases):
         )
 
     @contextlib.contextmanager
-    def dropped(self) -> Iterator["PostgresDatabases"]:
+    def dropped(self) -> Iterator["Databases"]:
         try:
             yield self
         finally:
