@@ -72,6 +72,7 @@ from tools.bench_projects import (
     base_source,
     ceiling,
     check_postgres,
+    expect,
     progress,
     render,
     server,
@@ -161,6 +162,12 @@ def _with_ceiling(
         return None
     served = stack.enter_context(ceiling(project, databases.dsn(project), CONNECTIONS))
     served.token = token_from.token
+    # The same work means the same answer: compared once, as JSON, before anything is measured.
+    ours, theirs = token_from.call(LIST.path), served.call(LIST.path)
+    expect(ours[0] == theirs[0] == 200, f"the list answered {ours[0]}, the ceiling {theirs[0]}")
+    expect(ours[1] == theirs[1], f"the ceiling's list differs from the app's:\n{ours}\n{theirs}")
+    expect(served.call(LIST.path, token="")[0] == 401, "the ceiling served a caller without token")
+    progress(f"the ceiling answers {LIST.path} exactly as {token_from.name} does")
     return served
 
 
