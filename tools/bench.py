@@ -266,10 +266,15 @@ def base_pass(
     projects: dict[str, Project], databases: Databases, report: Report, rounds: int, seconds: int
 ) -> None:
     """This checkout against an earlier commit of the template, the same variant."""
-    report.context = {"mode": "base", "database": databases.name}
+    base, current = projects["base"], projects["current"]
+    report.context = {
+        "mode": "base",
+        "database": databases.name,
+        "base": base.source,
+        "variant": current.variant,
+    }
     for project in projects.values():
         databases.prepare(project)
-    base, current = projects["base"], projects["current"]
     results = Results()
     with contextlib.ExitStack() as stack:
         sentry = {}
