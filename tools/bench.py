@@ -373,8 +373,8 @@ def main(argv: list[str]) -> int:
         if "postgresql" in passes:
             check_postgres(PostgresDatabases())
         announce(args, passes)
-        Report.start()
         report = Report(run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        report.start()
         if args.base:
             progress(f"rendering {args.base} and this checkout ...")
             source = base_source(args.base)

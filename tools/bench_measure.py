@@ -8,6 +8,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tools.bench_projects import BUILD_DIR, LOAD_CORE, Server, expect
 from tools.processes import run, start, stop
@@ -41,26 +42,29 @@ class Load:
 
 
 class Report:
-    """Where the figures go, as soon as they exist."""
+    """Where the figures go, as soon as they exist: results.md and results.jsonl in `directory`."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, directory: Path = BUILD_DIR) -> None:
         self.run_id = run_id
+        self.markdown = directory / RESULTS.name
+        self.jsonl = directory / RESULTS_JSONL.name
         self.context: dict[str, object] = {}  # mode, database: on every record
 
-    @staticmethod
-    def start() -> None:
-        BUILD_DIR.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text("", encoding="utf-8")
-        RESULTS_JSONL.write_text("", encoding="utf-8")
+    def start(self) -> None:
+        """Both files emptied: this run's figures only."""
+        self.markdown.parent.mkdir(parents=True, exist_ok=True)
+        self.markdown.write_text("", encoding="utf-8")
+        self.jsonl.write_text("", encoding="utf-8")
 
     def publish(self, lines: list[str]) -> None:
         """A finished piece of the report: printed, and appended to the results file, now."""
         text = "\n".join(lines)
         print(text, flush=True)
-        with RESULTS.open("a", encoding="utf-8") as results_file:
+        with self.markdown.open("a", encoding="utf-8") as results_file:
             results_file.write(text + "\n")
 
     def record(self, kind: str, **fields: object) -> None:
+        """One measurement, appended as one JSON line the moment it is taken."""
         line = {
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "run": self.run_id,
@@ -68,7 +72,7 @@ class Report:
             "kind": kind,
             **fields,
         }
-        with RESULTS_JSONL.open("a", encoding="utf-8") as jsonl:
+        with self.jsonl.open("a", encoding="utf-8") as jsonl:
             jsonl.write(json.dumps(line) + "\n")
 
 
