@@ -88,7 +88,6 @@ APP_ROUTES = (  # the base comparison's
     Route("create", "/api/v1/items", method="POST", writer=True),
     HEALTH,
 )
-QUIET_ROUTES = ("health", "ready", "items")  # the receiver-down and black-hole setups' routes
 
 
 def ensure_tools() -> None:
