@@ -239,7 +239,7 @@ def sentry_pass(
         if ready := _ready(servers):
             plan.append((READY, ready))
         plan += [(LIST, servers | ({CEILING: top} if top else {})), (error, both)]
-        report.publish(["", f"## What Sentry costs, on {databases.name}", ""])
+        report.publish(["", f"## What Sentry costs, on {databases.name} ({no.source})", ""])
         sent = _measure_routes(results, report, plan, "no", rounds, seconds)
         failing += sent["error"]["yes"]
         progress(f"error storms: {STORM_ROUNDS} rounds")
@@ -295,8 +295,8 @@ def base_pass(
         report.publish(
             [
                 "",
-                f'## This checkout ("current") against {base.source} ("base"), '
-                f'variant "{current.variant}", on {databases.name}',
+                f'## This checkout ("current": {current.source.split(", ")[-1]}) against '
+                f'{base.source} ("base"), variant "{current.variant}", on {databases.name}',
                 "",
             ]
         )

@@ -49,7 +49,7 @@ class Project:
     label: str  # "no", "yes", "base", "current": the name of its database too
     variant: str  # "no" or "yes"
     path: Path
-    source: str  # "this checkout" or the git ref it was rendered from
+    source: str  # "this checkout, <commit>" or the git ref it was rendered from
 
     @property
     def python(self) -> str:
@@ -66,6 +66,12 @@ class Project:
         if (self.path / "app" / "api" / "routes" / "probe.py").exists():
             return "/api/v1/probe/error", "ERROR_PROBE"
         return "/api/v1/error", "ERROR_ROUTE"
+
+
+def checkout_revision() -> str:
+    """This checkout's commit, "-dirty" when it has uncommitted changes."""
+    command = ["git", "-C", str(TEMPLATE_DIR), "describe", "--always", "--dirty"]
+    return run(command, env=os.environ, check=False).stdout.strip() or "unknown"
 
 
 def base_source(ref: str) -> Path:
@@ -88,7 +94,8 @@ def render(label: str, variant: str, template: Path = TEMPLATE_DIR, source: str 
     rendered = run_cookiecutter(output, answers={"include_sentry": variant}, template=str(template))
     if rendered.returncode != 0:
         raise CommandError(f"cookiecutter failed:\n{rendered.stdout}\n{rendered.stderr}")
-    project = Project(label, variant, output / "acme_backend", source or "this checkout")
+    source = source or f"this checkout, {checkout_revision()}"
+    project = Project(label, variant, output / "acme_backend", source)
     progress(f"installing {label} ({variant}, {project.source}) ...")
     run(["make", "install"], cwd=project.path, timeout=1200)
     return project
