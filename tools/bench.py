@@ -162,9 +162,13 @@ def _with_ceiling(
     served = stack.enter_context(ceiling(project, databases.dsn(project), CONNECTIONS))
     served.token = token_from.token
     # The same work means the same answer: compared once, as JSON, before anything is measured.
-    ours, theirs = token_from.call(LIST.path), served.call(LIST.path)
-    expect(ours[0] == theirs[0] == 200, f"the list answered {ours[0]}, the ceiling {theirs[0]}")
-    expect(ours[1] == theirs[1], f"the ceiling's list differs from the app's:\n{ours}\n{theirs}")
+    # For both tenants' callers: each sees its own tenant's items only.
+    for token in (token_from.token, token_from.writer_token):
+        ours, theirs = token_from.call(LIST.path, token=token), served.call(LIST.path, token=token)
+        expect(ours[0] == theirs[0] == 200, f"the list answered {ours[0]}, the ceiling {theirs[0]}")
+        expect(
+            ours[1] == theirs[1], f"the ceiling's list differs from the app's:\n{ours}\n{theirs}"
+        )
     expect(served.call(LIST.path, token="")[0] == 401, "the ceiling served a caller without token")
     progress(f"the ceiling answers {LIST.path} exactly as {token_from.name} does")
     return served

@@ -7,8 +7,8 @@ The same work, request for request:
 - the bearer token checked as app/core/security.py checks it: HS256 with the same SECRET_KEY,
   the same required claims, `typ` "access", numeric time claims; 401 otherwise;
 - the caller must be an active user of the token's tenant, looked up under row-level security
-  with the tenant bound to the transaction (`set_config('app.tenant_id', <tenant>, true)`), as
-  the runtime role the app connects as, in the app's own database;
+  with the tenant bound (`set_config('app.tenant_id', <tenant>, true)`, local to the
+  transaction), as the runtime role the app connects as, in the app's own database;
 - a page of `limit` items (newest first, then id) and the total, in the app's JSON shape.
 
 What it leaves out is what the comparison is about: the ORM, dependency injection, pydantic
