@@ -58,7 +58,7 @@ UNAUTHORIZED = {"detail": "Could not validate credentials"}
 # row exists whatever the page holds, so an offset past the end still gets its total.
 BOUND_QUERY = """
 WITH bound AS MATERIALIZED (
-    SELECT set_config('app.tenant_id', $2::text, true) AS tenant
+    SELECT set_config('app.tenant_id', CAST($2 AS uuid)::text, true) AS tenant
 ),
 caller AS (
     SELECT u.tenant_id FROM bound b, LATERAL (
