@@ -278,8 +278,8 @@ def ceiling_rows(results: Results, route: Route) -> list[str]:
         f"`{route.path}` as a share of the ceiling (tools/bench_ceiling.py: Starlette + "
         f"asyncpg, one statement; {ceiling_rps:.0f} req/s, p99 "
         f"{results.median(CEILING, route.name, 'p99_ms'):.2f} ms), medians of the rounds' "
-        "req/s ratios. Its answer for the seeded caller was checked equal to the app's, as "
-        "JSON, before measuring.",
+        "req/s ratios. Its answers for both seeded tenants' callers were checked equal to "
+        "the app's, as JSON, before measuring.",
         "",
         "| setup | share of the ceiling | middle half of the rounds |",
         "|---|---|---|",
