@@ -52,6 +52,7 @@ from tools.bench_measure import (
     Report,
     Results,
     Route,
+    ceiling_binding,
     ceiling_rows,
     delivery_lines,
     load_rows,
@@ -154,12 +155,17 @@ def black_hole() -> Iterator[str]:
 
 
 def _with_ceiling(
-    stack: contextlib.ExitStack, databases: Databases, project: Project, token_from: Server
+    stack: contextlib.ExitStack,
+    report: Report,
+    databases: Databases,
+    project: Project,
+    token_from: Server,
 ) -> Server | None:
     """On PostgreSQL, the ceiling on `project`'s database, signed in as its reader."""
     if not isinstance(databases, PostgresDatabases):
         return None
     served = stack.enter_context(ceiling(project, databases.dsn(project), CONNECTIONS))
+    report.context["ceiling_binding"] = ceiling_binding()
     served.token = token_from.token
     # The same work means the same answer: compared once, as JSON, before anything is measured.
     # For both tenants' callers: each sees its own tenant's items only.
@@ -236,7 +242,7 @@ def sentry_pass(
         )
         for running in servers.values():
             running.sign_in()
-        top = _with_ceiling(stack, databases, no, servers["no"])
+        top = _with_ceiling(stack, report, databases, no, servers["no"])
         memory_at_start = {setup: running.rss_kib() for setup, running in servers.items()}
         both = {setup: servers[setup] for setup in ("no", "yes")}
         plan = [(HEALTH, servers)]
@@ -289,7 +295,7 @@ def base_pass(
         }
         for running in servers.values():
             running.sign_in()
-        top = _with_ceiling(stack, databases, current, servers["current"])
+        top = _with_ceiling(stack, report, databases, current, servers["current"])
         plan = [
             (route, servers | ({CEILING: top} if top and route is LIST else {}))
             for route in APP_ROUTES

@@ -3,6 +3,7 @@ measured: every table to build/bench/results.md as soon as it is complete, and e
 measurement to build/bench/results.jsonl (one JSON object a line) the moment it is taken."""
 
 import json
+import os
 import re
 import statistics
 import time
@@ -18,6 +19,16 @@ RESULTS_JSONL = BUILD_DIR / "results.jsonl"
 CONNECTIONS = 16
 STORM_ROUNDS = 3
 CEILING = "ceiling"
+CEILING_BINDINGS = {
+    "statement": "the tenant's binding, the caller check, the page and its total in one statement",
+    "transaction": "BEGIN and the tenant's binding in one message, then the caller check, the "
+    "page and its total in one statement, then COMMIT",
+}
+
+
+def ceiling_binding() -> str:
+    """How the ceiling binds the tenant: CEILING_BINDING in the environment, which it inherits."""
+    return "transaction" if os.environ.get("CEILING_BINDING") == "transaction" else "statement"
 
 
 @dataclass(frozen=True)
@@ -276,7 +287,7 @@ def ceiling_rows(results: Results, route: Route) -> list[str]:
     lines = [
         "",
         f"`{route.path}` as a share of the ceiling (tools/bench_ceiling.py: Starlette + "
-        f"asyncpg, one statement; {ceiling_rps:.0f} req/s, p99 "
+        f"asyncpg, {CEILING_BINDINGS[ceiling_binding()]}; {ceiling_rps:.0f} req/s, p99 "
         f"{results.median(CEILING, route.name, 'p99_ms'):.2f} ms), medians of the rounds' "
         "req/s ratios. Its answers for both seeded tenants' callers were checked equal to "
         "the app's, as JSON, before measuring.",
