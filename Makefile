@@ -7,7 +7,7 @@ DEMO_DIR := build/demo
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-long bench lint clean
+.PHONY: help install demo test test-long bench round-trips lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ bench: $(INSTALLED) ## "yes" against "no" (or BASE=<ref> against now) under wrk,
 	$(BIN)/python -m tools.bench $(if $(DB),--db $(DB)) $(if $(BASE),--base $(BASE)) \
 		$(if $(VARIANT),--variant $(VARIANT)) $(if $(ROUNDS),--rounds $(ROUNDS)) \
 		$(if $(SECONDS),--seconds $(SECONDS))
+
+REFS ?= 2dde805 HEAD
+round-trips: $(INSTALLED) ## Round trips to PostgreSQL per request, at each of REFS (HEAD: the working tree)
+	$(BIN)/python -m tools.round_trips $(REFS)
 
 # mypy reads the hooks as cookiecutter runs them: rendered (tools/render_hooks.py says why).
 lint: $(INSTALLED) ## ruff and strict mypy over the hooks, the template tests and tools/

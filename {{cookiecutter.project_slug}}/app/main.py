@@ -21,7 +21,7 @@ from app.api.router import API_PREFIX, api_router
 from app.api.routes import error_route, health
 from app.core.config import Settings, get_settings
 from app.core.logging import configure_logging
-from app.db.session import create_engine, create_session_factory
+from app.db.session import create_engine, create_sessions
 from app.db.tenancy import warn_unless_isolation_enforced
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 {%- endif %}
     engine = create_engine(settings)
     app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
+    app.state.sessions = create_sessions(engine)
     if settings.uses_placeholder_secret:
         logger.warning("SECRET_KEY is the development placeholder; set it before deploying")
     if not settings.is_sqlite:

@@ -20,10 +20,11 @@ UNREACHABLE_DATABASES = {
 }
 
 
-async def test_health_is_ok_when_the_database_answers(client: AsyncClient) -> None:
-    response = await client.get("/health")
+async def test_ready_when_the_database_answers(client: AsyncClient) -> None:
+    response = await client.get("/health/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+    assert (await client.head("/health/ready")).status_code == 200
 
 
 @pytest.fixture(params=sorted(UNREACHABLE_DATABASES))
@@ -36,12 +37,15 @@ async def client_without_database(
         yield http
 
 
-async def test_health_answers_503_when_the_database_is_down(
+async def test_not_ready_but_alive_when_the_database_is_down(
     client_without_database: AsyncClient,
 ) -> None:
-    response = await client_without_database.get("/health")
+    response = await client_without_database.get("/health/ready")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
+    # Liveness: restarting the process would not bring the database back.
+    alive = await client_without_database.get("/health")
+    assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
 
 
 async def test_routes_answer_503_json_when_the_database_is_down(
@@ -97,19 +101,20 @@ async def test_a_database_lost_while_running_gives_503s_until_it_comes_back(
 ) -> None:
     http, outage = app_with_interruptible_database
     owner = await sign_up(http)
-    assert (await http.get("/health")).status_code == 200
+    assert (await http.get("/health/ready")).status_code == 200
     assert _statuses(await _answers_of(http, owner)) == SERVED
 
     with outage:
-        health = await http.get("/health")
-        assert health.status_code == 503
-        assert health.json() == {"status": "unavailable", "database": "unreachable"}
+        ready = await http.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "unavailable", "database": "unreachable"}
+        assert (await http.get("/health")).status_code == 200
         for name, response in (await _answers_of(http, owner)).items():
             assert response.status_code == 503, (name, response.text)
             assert response.headers["retry-after"] == "5"
             assert response.json() == {"detail": "The database is unavailable; try again shortly"}
 
-    assert (await http.get("/health")).json() == {"status": "ok", "database": "ok"}
+    assert (await http.get("/health/ready")).json() == {"status": "ok", "database": "ok"}
     assert _statuses(await _answers_of(http, owner)) == SERVED
     listed = await http.get("/api/v1/items", headers=owner.headers)
     assert [item["title"] for item in listed.json()["items"]] == ["x", "x"]  # nothing lost

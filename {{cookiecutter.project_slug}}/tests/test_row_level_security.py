@@ -1,6 +1,7 @@
-"""The third layer, on PostgreSQL: row-level security, bound per transaction. What the ORM net
-cannot catch (raw SQL, Core statements on a table, a connection of another process) the
-database itself refuses, and a pooled connection never carries one tenant into the next."""
+"""The third layer, on PostgreSQL: row-level security. What the ORM net cannot catch (raw SQL,
+Core statements on a table, a connection of another process) the database itself refuses, and
+a pooled connection never carries one tenant into the next, whether its last user wrote (in a
+transaction), read (without one) or went past the sessions."""
 
 import asyncio
 import logging
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from httpx import AsyncClient
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
@@ -41,13 +42,25 @@ def _probed_app(settings: Settings) -> FastAPI:
         await session.commit()
         return {"seen": sorted({str(r) for r in rows}), "changed": changed.rowcount}  # type: ignore[attr-defined]
 
+    async def bound_read(user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+        rows = (await session.execute(text("SELECT tenant_id FROM items"))).scalars().all()
+        return {"seen": sorted({str(r) for r in rows}), "changed": len(rows)}
+
     async def unbound(session: SessionDep) -> dict[str, Any]:
         setting = await session.scalar(text("SELECT current_setting('app.tenant_id', true)"))
         count = await session.scalar(text("SELECT count(*) FROM items"))
         return {"setting": setting or None, "count": count}
 
+    async def past_the_sessions(request: Request) -> dict[str, Any]:
+        async with request.app.state.engine.connect() as connection:
+            setting = await connection.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+            count = await connection.scalar(text("SELECT count(*) FROM items"))
+        return {"setting": setting or None, "count": count}
+
     app.add_api_route("/probe/bound", bound, methods=["POST"])
+    app.add_api_route("/probe/bound", bound_read, methods=["GET"])
     app.add_api_route("/probe/unbound", unbound, methods=["GET"])
+    app.add_api_route("/probe/raw", past_the_sessions, methods=["GET"])
     return app
 
 
@@ -134,10 +147,13 @@ async def test_every_tenant_table_is_forced_under_a_policy(runtime_engine: Async
     assert sorted(rows) == sorted((table, True, True, 1) for table in isolated_tables())
 
 
-async def test_a_session_bound_late_is_bound_at_once(app: FastAPI, owner: Account) -> None:
-    async with app.state.session_factory() as session:
+@pytest.mark.parametrize("kind", ["writing", "reading"])
+async def test_a_session_bound_late_is_bound_at_once(
+    app: FastAPI, owner: Account, kind: str
+) -> None:
+    async with getattr(app.state.sessions, kind)() as session:
         assert await session.scalar(text("SELECT count(*) FROM users")) == 0
-        await bind_tenant(session, owner.tenant_id)  # mid-transaction: one set_config
+        await bind_tenant(session, owner.tenant_id)  # after its first statement: one set_config
         assert await session.scalar(text("SELECT count(*) FROM users")) == 1
 
 
@@ -184,29 +200,33 @@ async def interleaving(
         yield client, accounts
 
 
-# Requests of several tenants, and requests bound to none, interleaved over that pool: each
-# must see exactly its own tenant's rows (raw SQL, past the ORM net), and an unbound one none
-# at all, whatever tenant the connection served before.
-_waves = st.lists(st.lists(st.sampled_from([0, 1, 2, None]), min_size=2, max_size=12), max_size=4)
+# Requests of several tenants, writing or reading, and requests bound to none, through a
+# session or past it, interleaved over that pool: each must see exactly its own tenant's rows
+# (raw SQL, past the ORM net), and an unbound one none at all, whatever tenant the connection
+# served before.
+_who = st.sampled_from([0, 1, 2, None])
+_requests = st.tuples(_who, st.booleans())  # (tenant or none, through a session)
+_waves = st.lists(st.lists(_requests, min_size=2, max_size=12), max_size=4)
 
 
 @settings(max_examples=max(10, settings().max_examples // 3))
 @given(waves=_waves)
 async def test_no_tenant_is_carried_over_on_pooled_connections(
-    interleaving: tuple[AsyncClient, list[Account]], waves: list[list[int | None]]
+    interleaving: tuple[AsyncClient, list[Account]],
+    waves: list[list[tuple[int | None, bool]]],
 ) -> None:
     client, accounts = interleaving
+
+    def request(who: int | None, writing_or_session: bool) -> Any:
+        if who is None:
+            return client.get("/probe/unbound" if writing_or_session else "/probe/raw")
+        method = client.post if writing_or_session else client.get
+        return method("/probe/bound", headers=accounts[who].headers)
+
     for wave in waves:
         note(repr(wave))
-        answers = await asyncio.gather(
-            *(
-                client.get("/probe/unbound")
-                if who is None
-                else client.post("/probe/bound", headers=accounts[who].headers)
-                for who in wave
-            )
-        )
-        for who, answer in zip(wave, answers, strict=True):
+        answers = await asyncio.gather(*(request(*each) for each in wave))
+        for (who, _), answer in zip(wave, answers, strict=True):
             assert answer.status_code == 200, answer.text
             if who is None:
                 assert answer.json() == {"setting": None, "count": 0}

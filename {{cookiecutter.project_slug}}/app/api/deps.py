@@ -13,7 +13,7 @@ from app import sentry
 {% endif -%}
 from app.core.config import Settings
 from app.core.security import InvalidTokenError, decode_access_token
-from app.db.session import session_scope
+from app.db.session import Sessions, session_scope
 from app.db.tenancy import bind_tenant
 from app.models import User, UserRole
 
@@ -26,8 +26,14 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+# Methods that change nothing; their sessions read without a transaction (app/db/session.py).
+READING_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async for session in session_scope(request.app.state.session_factory):
+    sessions: Sessions = request.app.state.sessions
+    factory = sessions.reading if request.method in READING_METHODS else sessions.writing
+    async for session in session_scope(factory):
         yield session
 
 
@@ -60,8 +66,8 @@ async def get_current_user(session: SessionDep, settings: SettingsDep, token: To
     # in the lookup itself (the database gone) is reported with its user and tenant too.
     sentry.set_user_context(claims.user_id, claims.tenant_id)
 {%- endif %}
-    # Bound to the token's tenant before the first query (free: it rides on the transaction's
-    # BEGIN), so the user lookup itself runs under row-level security on PostgreSQL.
+    # Bound to the token's tenant before the first query (free: it rides on what the session
+    # sends first), so the user lookup itself runs under row-level security on PostgreSQL.
     await bind_tenant(session, claims.tenant_id)
     user = await session.get(User, claims.user_id)
     # A user deleted, deactivated or moved to another tenant since the token was issued

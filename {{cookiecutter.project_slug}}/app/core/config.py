@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./app.db"
     # The owner, which runs migrations (`make db-setup`, `make migrate`); empty: DATABASE_URL.
     database_admin_url: str | None = None
-    database_pool_size: int = Field(default=5, ge=1, le=100)
-    database_max_overflow: int = Field(default=10, ge=0, le=100)
+    # PostgreSQL connections per process: what one worker runs at once (README, "Pool size").
+    database_pool_size: int = Field(default=10, ge=1, le=100)
+    database_max_overflow: int = Field(default=0, ge=0, le=100)
 
     # Larger request bodies are refused with 413 before they are read into memory.
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)

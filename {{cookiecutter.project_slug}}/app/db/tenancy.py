@@ -5,12 +5,19 @@ every ORM SELECT, UPDATE and DELETE touching a `TenantScoped` model gets
 `tenant_id = <caller's tenant>` added by SQLAlchemy itself, and a flush that would write a
 row into another tenant raises. A route that forgets its `where` clause still cannot leak.
 
-On PostgreSQL the database enforces it too (docs/adr/0001-tenant-isolation.md): every
-transaction of a bound session starts with `set_config('app.tenant_id', <tenant>, true)`,
-which the row-level security policies of migrations/versions/0002 compare each row with. The
-setting is local to the transaction, so a pooled connection never carries it into the next
-one. It rides in the same message as the transaction's `BEGIN` (see `RlsConnection`): binding
-costs no round trip.
+On PostgreSQL the database enforces it too (docs/adr/0001-tenant-isolation.md): the row-level
+security policies of migrations/versions/0002 compare each row with the setting
+`app.tenant_id`, which is set for every session, bound or not, before its first statement:
+
+- In a transaction (every request but GET and HEAD), `set_config(…, true)`: local to the
+  transaction, so it ends with it. It rides in the same message as the transaction's `BEGIN`
+  (see `RlsConnection`): it costs no round trip.
+- Reads run without a transaction (app/db/session.py), so the setting is the connection's:
+  `set_config(…, false)`, sent only when the connection holds another tenant than the one
+  wanted. A pooled connection keeps it after its request, so the pool remembers what each
+  connection holds, and every statement on a connection that no session claimed (a plain
+  `engine.connect()`) first clears it: no statement runs under a tenant its code did not ask
+  for. A worker serving one tenant sends it once per connection, not once per request.
 """
 
 import asyncio
@@ -31,6 +38,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.db.base import Base
 
@@ -41,10 +49,9 @@ _TENANT_KEY = "tenant_id"
 # taken anywhere?"); grep for it when auditing isolation. On PostgreSQL it lifts the ORM net
 # only: row-level security still applies (see find_user_by_email in app/services/users.py).
 ALL_TENANTS = "all_tenants"
-# The per-transaction settings the policies of migrations/versions/0002 read.
+# The settings the policies of migrations/versions/0002 read.
 TENANT_SETTING = "app.tenant_id"
 LOGIN_EMAIL_SETTING = "app.login_email"
-_BIND_NOW = text("SELECT set_config('app.tenant_id', :tenant_id, true)")
 
 
 class CrossTenantWriteError(RuntimeError):
@@ -69,10 +76,11 @@ class RlsConnection(asyncpg.Connection):  # type: ignore[misc]
     """The asyncpg connection class of PostgreSQL engines (`connection_class`): it starts the
     next transaction already bound to a tenant, `BEGIN` and `set_config` in one message."""
 
-    _begin_bound_to: uuid.UUID | None = None
+    _begin_bound_to: str | None = None
 
-    def bind_next_transaction(self, tenant_id: uuid.UUID | None) -> None:
-        self._begin_bound_to = tenant_id
+    def bind_next_transaction(self, tenant: str | None) -> None:
+        """`tenant`: a tenant id, "" for none, or None to leave the setting alone."""
+        self._begin_bound_to = tenant
 
     # The signature of asyncpg.Connection.execute, timeout included.
     async def execute(
@@ -81,29 +89,66 @@ class RlsConnection(asyncpg.Connection):  # type: ignore[misc]
         *args: Any,
         timeout: float | None = None,  # noqa: ASYNC109
     ) -> str:
-        tenant_id, self._begin_bound_to = self._begin_bound_to, None
-        if tenant_id is not None and not args and query.startswith("BEGIN"):
+        tenant, self._begin_bound_to = self._begin_bound_to, None
+        if tenant is not None and not args and query.startswith("BEGIN"):
             # asyncpg's Transaction.start() sends `BEGIN …;` as a simple query, which may hold
-            # several statements. str() of a uuid.UUID is hex and dashes: safe as a literal.
-            query = f"{query} SELECT set_config('{TENANT_SETTING}', '{tenant_id}', true);"
+            # several statements. The tenant is str() of a uuid.UUID (hex and dashes) or "":
+            # safe as a literal.
+            query = f"{query} {_set_tenant_sql(tenant, local=True)};"
         status: str = await super().execute(query, *args, timeout=timeout)
         return status
 
 
-def _driver_connection(connection: Connection) -> RlsConnection | None:
+def _set_tenant_sql(tenant: str, *, local: bool) -> str:
+    return f"SELECT set_config('{TENANT_SETTING}', '{tenant}', {str(local).lower()})"
+
+
+def _tenant_text(tenant_id: uuid.UUID | None) -> str:
+    return "" if tenant_id is None else str(uuid.UUID(str(tenant_id)))
+
+
+# Kept in each pooled connection's `info`, which lives as long as the connection:
+_HELD = "rls_held_tenant"  # what the connection's own app.tenant_id holds ("" for none)
+_CLAIMED = "rls_claimed"  # this checkout's session set what it needs (reset at checkout)
+
+
+def _driver(connection: Connection) -> RlsConnection | None:
     # Not isinstance(): asyncpg's metaclass answers True for every asyncpg connection.
     driver = connection.connection.driver_connection
     return driver if RlsConnection in type(driver).__mro__ else None
 
 
+def _hold(connection: Connection, tenant: str) -> None:
+    """Make the connection's own setting `tenant`. Only outside a transaction, where it
+    commits at once, so that what the pool remembers stays true."""
+    info = connection.connection.info
+    if info.get(_HELD, "") == tenant:
+        return
+    connection.exec_driver_sql(_set_tenant_sql(tenant, local=False))
+    info[_HELD] = tenant
+
+
+def _reads_without_transaction(connection: Connection) -> bool:
+    return connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def _bind_connection(connection: Connection, tenant: str) -> None:
+    """Bind a connection a session already uses (its statements have begun)."""
+    if _reads_without_transaction(connection):
+        _hold(connection, tenant)
+    else:
+        connection.exec_driver_sql(_set_tenant_sql(tenant, local=True))
+
+
 async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Bind the session to a tenant: the ORM net, and on PostgreSQL row-level security for
-    this transaction and every later one of the session. Free before the session's first
-    query; one `set_config` round trip when its transaction has already begun."""
+    every later statement of the session. Free before the session's first query (it rides on
+    what the session sends first); one `set_config` round trip once it has begun."""
     sync_session = session.sync_session
     sync_session.info[_TENANT_KEY] = tenant_id
     if sync_session.in_transaction() and session.get_bind().dialect.name == "postgresql":
-        await session.execute(_BIND_NOW, {"tenant_id": str(tenant_id)})
+        connection = await session.connection()
+        await connection.run_sync(_bind_connection, _tenant_text(tenant_id))
 
 
 def bound_tenant(session: Session) -> uuid.UUID | None:
@@ -128,25 +173,67 @@ def _scope_queries_to_tenant(state: ORMExecuteState) -> None:
 
 
 @event.listens_for(TenantSession, "after_begin")
-def _bind_transaction(
+def _bind_session_connection(
     session: Session, _transaction: SessionTransaction, connection: Connection
 ) -> None:
-    # Runs when the session's transaction takes its connection, before asyncpg's lazy `BEGIN`.
-    driver = _driver_connection(connection)
+    # Runs when the session takes its connection, before its first statement (and before
+    # asyncpg's lazy `BEGIN`). An unbound session asks for "": no tenant, whatever the
+    # connection's last user held.
+    driver = _driver(connection)
     if driver is None:
         return
-    tenant_id = bound_tenant(session)
-    if not driver.is_in_transaction():
-        driver.bind_next_transaction(tenant_id)  # None: clears what an earlier user left
-    elif tenant_id is not None:  # a connection already in a transaction (joined by the caller)
-        connection.execute(_BIND_NOW, {"tenant_id": str(tenant_id)})
+    connection.connection.info[_CLAIMED] = True
+    tenant = _tenant_text(bound_tenant(session))
+    if _reads_without_transaction(connection):
+        _hold(connection, tenant)
+    elif driver.is_in_transaction():  # joined a transaction its caller began
+        connection.exec_driver_sql(_set_tenant_sql(tenant, local=True))
+    elif tenant or connection.connection.info.get(_HELD, ""):
+        driver.bind_next_transaction(tenant)
 
 
-def forget_pending_binding(dbapi_connection: Any, *_: Any) -> None:
-    """Pool `checkin` listener: a binding no `BEGIN` consumed must not reach the next user."""
+def _unclaimed_on_checkout(_dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    record.info[_CLAIMED] = False
+
+
+def _forget_pending_binding(dbapi_connection: Any, *_: Any) -> None:
+    # Pool `checkin`: a binding no `BEGIN` consumed must not reach the next user.
     driver = getattr(dbapi_connection, "driver_connection", None)
     if driver is not None and RlsConnection in type(driver).__mro__:
         driver.bind_next_transaction(None)
+
+
+# The net under code that reaches the database past the sessions (`engine.connect()`): its
+# statements run under no tenant, whatever the connection's last user held.
+
+
+def _clear_unclaimed_transaction(connection: Connection) -> None:
+    # Engine `begin`: a transaction's own "" rides on its BEGIN, as a session's tenant does.
+    info = connection.connection.info
+    driver = _driver(connection)
+    if driver is None or info.get(_CLAIMED, True) or not info.get(_HELD, ""):
+        return
+    if not _reads_without_transaction(connection):
+        driver.bind_next_transaction("")
+
+
+def _clear_unclaimed_reads(connection: Connection, *_: Any) -> None:
+    # Engine `before_cursor_execute`, for connections outside a transaction.
+    info = connection.connection.info
+    if info.get(_CLAIMED, True) or not _reads_without_transaction(connection):
+        return
+    info[_CLAIMED] = True  # before _hold, whose own statement comes back through here
+    if _driver(connection) is not None:
+        _hold(connection, "")
+
+
+def watch_tenant_bindings(engine: AsyncEngine) -> None:
+    """The pool and engine events above, on a PostgreSQL engine created with
+    `connect_args={"connection_class": RlsConnection}` (app/db/session.py)."""
+    event.listen(engine.sync_engine.pool, "checkout", _unclaimed_on_checkout)
+    event.listen(engine.sync_engine.pool, "checkin", _forget_pending_binding)
+    event.listen(engine.sync_engine, "begin", _clear_unclaimed_transaction)
+    event.listen(engine.sync_engine, "before_cursor_execute", _clear_unclaimed_reads)
 
 
 @event.listens_for(TenantSession, "before_flush")

@@ -212,7 +212,7 @@ def burst_calls(account: Account, item: dict[str, Any], rounds: int = BURST_ROUN
     calls: list[Call] = []
     for round_ in range(rounds):
         calls += [
-            Call("GET", "/health", 200, {"status": "ok", "database": "ok"}),
+            Call("GET", "/health/ready", 200, {"status": "ok", "database": "ok"}),
             Call("GET", "/api/v1/items", 200, page),
             Call("GET", f"/test/maybe/{2 * round_}", 200, {"tenant_id": str(account.tenant_id)}),
             Call("GET", f"/test/maybe/{2 * round_ + 1}", 500, INTERNAL_ERROR),

@@ -23,7 +23,7 @@ import socket
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
@@ -85,8 +85,14 @@ class TcpProxy(Outage):
                 continue
             with self._lock:
                 self._connections += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            for source, sink, upstream in ((client, server, True), (server, client, False)):
+                threading.Thread(
+                    target=self._forward, args=(source, sink, upstream), daemon=True
+                ).start()
+
+    def _forward(self, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
+        """Copies one direction (`upstream`: client to server) until either side closes."""
+        pump(source, sink)
 
     def cut(self) -> None:
         _close(self._listener)  # new connections are refused (shutdown wakes the accept)
@@ -119,9 +125,13 @@ class SqliteLock(Outage):
             self._holder = None
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def pump(
+    source: socket.socket, sink: socket.socket, watch: Callable[[bytes], None] | None = None
+) -> None:
     try:
         while data := source.recv(65536):
+            if watch is not None:
+                watch(data)
             sink.sendall(data)
     except OSError:
         pass  # cut: the other pump or cut() closed a socket under us
