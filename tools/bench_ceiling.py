@@ -17,11 +17,11 @@ check, the page and its total are ONE SQL statement, one round trip: the stateme
 calls `set_config('app.tenant_id', $2, true)`, and every later step is joined LATERALly to the
 one before it, so PostgreSQL runs the binding first and evaluates the row-level security
 policies after it. The setting is local to the statement's implicit transaction: it is gone when
-the statement ends, as the app's is at the end of its transaction. (Were the binding not in
-force, the policies would hide the caller and the items, and the answer would be a 401: the
-bench checks it is equal to the app's before measuring.) `CEILING_BINDING=transaction` binds
-as the app binds a transaction instead (every request did so before issue 14): `BEGIN` and
-`set_config` in one simple-protocol message, the statement, `COMMIT`: three round trips. Connections are held in a plain queue, not asyncpg's
+the statement ends. (Were the binding not in force, the policies would hide the caller and the
+items, and the answer would be a 401: the bench checks it is equal to the app's before
+measuring.) `CEILING_BINDING=transaction` binds as the app binds a transaction instead (every
+request did so before issue 14): `BEGIN` and `set_config` in one simple-protocol message, the
+statement, `COMMIT`: three round trips. Connections are held in a plain queue, not asyncpg's
 pool, whose release costs one more round trip (its reset query) per request.
 
 Run from the "no" project's venv, which has starlette, asyncpg and PyJWT:
