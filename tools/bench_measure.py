@@ -50,6 +50,7 @@ class Load:
     p99_ms: float
     requests: int
     non_2xx: int
+    socket_errors: dict[str, int] = field(default_factory=dict)  # wrk's: connect, read, ...
 
 
 class Report:
@@ -122,6 +123,9 @@ def wrk(
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     total = re.search(r"(\d+) requests in", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     if not (latency and rate and total):
         raise SystemExit(f"no request completed:\n{output}")
     return Load(
@@ -130,6 +134,11 @@ def wrk(
         p99_ms=_milliseconds(latency["99"]),
         requests=int(total[1]),
         non_2xx=int(non_2xx[1]) if non_2xx else 0,
+        socket_errors=dict(
+            zip(("connect", "read", "write", "timeout"), map(int, errors.groups()), strict=True)
+        )
+        if errors
+        else {},
     )
 
 
@@ -193,6 +202,13 @@ def measure_route(
                 "load", setup=setup, route=route.name, path=route.path, method=route.method,
                 round=number + 1, seconds=seconds, connections=CONNECTIONS, **asdict(measured),
             )  # fmt: skip
+            alive = servers[setup].process.poll() is None
+            expect(alive, f"{setup} has exited (its log: {servers[setup].log})")
+            expect(
+                measured.requests > 0 and not measured.socket_errors.get("connect"),
+                f"{setup} {route.method} {route.path}: {measured.requests} requests answered, "
+                f"socket errors {measured.socket_errors}",
+            )
             expected = measured.requests if route.failing else 0
             expect(
                 measured.non_2xx == expected,
