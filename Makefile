@@ -33,8 +33,12 @@ test: $(INSTALLED) ## Run every template test (PostgreSQL too when TEST_DATABASE
 test-long: $(INSTALLED) ## The generated suites with their long profiles (1,000 examples a property)
 	GENERATED_TEST_TARGET=test-long $(BIN)/pytest -k test_generated_test_suite_passes
 
-bench: $(INSTALLED) ## What Sentry costs: "yes" against "no" under wrk, side by side (docs/benchmarks.md)
-	$(BIN)/python -m tools.bench
+# make bench [DB=sqlite|postgresql|both] [BASE=<git ref> [VARIANT=no|yes]] [ROUNDS=16] [SECONDS=2]
+# DB: sqlite by default, postgresql for BASE runs (127.0.0.1:5432, superuser postgres, trust).
+bench: $(INSTALLED) ## "yes" against "no" (or BASE=<ref> against now) under wrk, side by side (docs/benchmarks.md)
+	$(BIN)/python -m tools.bench $(if $(DB),--db $(DB)) $(if $(BASE),--base $(BASE)) \
+		$(if $(VARIANT),--variant $(VARIANT)) $(if $(ROUNDS),--rounds $(ROUNDS)) \
+		$(if $(SECONDS),--seconds $(SECONDS))
 
 REFS ?= 2dde805 HEAD
 round-trips: $(INSTALLED) ## Round trips to PostgreSQL per request, at each of REFS (HEAD: the working tree)
