@@ -68,6 +68,7 @@ SUPPORTED = [
     Combination({"include_sentry": "yes", "python_version": "3.11"}),
     Combination({"include_sentry": "no", "python_version": "3.13"}),
     Combination({"include_sentry": "yes", "python_version": "3.12"}),
+    Combination({"include_sentry": "yes", "python_version": "3.14"}),
     Combination(
         {
             "project_name": 'Ünïcode "Café" Опс 🚀',
@@ -129,9 +130,11 @@ def generated_files(project: Path) -> Iterator[Path]:
 
 
 def python_for(version: str) -> str | None:
-    """An interpreter able to run a project whose floor is `version`, if this machine has one."""
+    """An interpreter able to run a project whose floor is `version`, if this machine has one:
+    the default python3 when it is new enough (each leg of the template's CI makes its Python
+    the default), else that very version."""
     wanted = tuple(int(part) for part in version.split("."))
-    for candidate in (f"python{version}", "python3"):
+    for candidate in ("python3", f"python{version}"):
         path = shutil.which(candidate, path=clean_env()["PATH"])
         if path is None:
             continue
