@@ -10,6 +10,7 @@ generated project's commands run (`make install`, `lint`, `test`, `run`, `serve`
 Registered as a plugin by conftest.py.
 """
 
+import os
 import shutil
 import subprocess
 import time
@@ -130,11 +131,12 @@ def generated_files(project: Path) -> Iterator[Path]:
 
 
 def python_for(version: str) -> str | None:
-    """An interpreter able to run a project whose floor is `version`, if this machine has one:
-    the default python3 when it is new enough (each leg of the template's CI makes its Python
-    the default), else that very version."""
+    """An interpreter able to run a project whose floor is `version`, if this machine has one.
+    TEMPLATE_TEST_PYTHON names the only one to try (each leg of the template's GitHub workflow
+    sets it to its own Python)."""
     wanted = tuple(int(part) for part in version.split("."))
-    for candidate in ("python3", f"python{version}"):
+    only = os.environ.get("TEMPLATE_TEST_PYTHON")
+    for candidate in [only] if only else [f"python{version}", "python3"]:
         path = shutil.which(candidate, path=clean_env()["PATH"])
         if path is None:
             continue

@@ -357,7 +357,7 @@ def test_template_ci_runs_make_test_like_the_readme_and_ci_run() -> None:
     [job] = workflow["jobs"].values()
     [step] = [step for step in job["steps"] if "run" in step]
     assert step["run"].strip() == command
-    assert step["env"] == {"TEST_DATABASE_URL": readme_url}
+    assert step["env"]["TEST_DATABASE_URL"] == readme_url
     assert_postgres_service(job, readme_url)
 
     # One leg per floor a project may have, each with that Python as the default python3.
