@@ -1,10 +1,8 @@
-"""The generated project's production and tooling files, held to what they claim. Real linters
-hold the Dockerfile to hadolint's rules and compose.yaml to the Compose specification's schema;
-what is left here is what no linter knows: the Dockerfile copies what exists and runs what
-`make serve` runs, compose starts the database, the migrations and the app in that order,
-pre-commit runs the project's own tools and linters, and requirements.lock pins every
-dependency. No Docker engine is assumed: the files are parsed and their commands run here where
-that is possible (the image's health check, `make help`, `make serve`, the pre-commit linters)."""
+"""The generated project's production and tooling files, held to what they claim: the Dockerfile
+copies what exists and runs what `make serve` runs, compose starts the database, the migrations
+and the app in that order, pre-commit runs the project's own tools, and requirements.lock pins
+every dependency. No Docker engine is assumed: the files are parsed and their commands run here
+where that is possible (the image's health check, `make help`, `make serve`)."""
 
 import json
 import re
@@ -52,6 +50,8 @@ ECOSYSTEM_FILES = [
 
 
 # --- the linters -----------------------------------------------------------------------------
+# hadolint holds the Dockerfile to its rules and compose.yaml is held to the Compose
+# specification's schema; the tests below keep only what no linter knows.
 
 
 def test_dockerfile_passes_hadolint(rendered: Rendered) -> None:
