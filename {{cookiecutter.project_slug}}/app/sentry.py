@@ -128,6 +128,10 @@ def load_sentry_settings(**overrides: Any) -> SentrySettings | list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
+# By name: ruff formats `except (A, B):` without parentheses for a 3.14 floor (PEP 758).
+_GIT_FAILURES = (OSError, subprocess.SubprocessError)
+
+
 def _git_sha(directory: Path) -> str | None:
     """The commit the code was deployed from, when it runs from a git checkout."""
     try:
@@ -139,7 +143,7 @@ def _git_sha(directory: Path) -> str | None:
             timeout=2,
             check=False,
         )
-    except (OSError, subprocess.SubprocessError):
+    except _GIT_FAILURES:
         return None
     sha = result.stdout.strip()
     return sha if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{7,40}", sha) else None

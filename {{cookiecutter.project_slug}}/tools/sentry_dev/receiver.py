@@ -318,10 +318,14 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
 
 
+# By name: ruff formats `except (A, B):` without parentheses for a 3.14 floor (PEP 758).
+_NOT_JSON = (ValueError, TypeError)
+
+
 def _payload(item: Any) -> object:
     try:
         return item.payload.json
-    except (ValueError, TypeError):
+    except _NOT_JSON:
         return None
 
 

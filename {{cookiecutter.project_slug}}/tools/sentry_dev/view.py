@@ -125,11 +125,15 @@ def describe_other(kind: str, payload: Event) -> str:
     return f"--- {kind}  {', '.join(sorted(payload)) or 'empty'}"
 
 
+# By name: ruff formats `except (A, B):` without parentheses for a 3.14 floor (PEP 758).
+_NOT_A_TIME = (TypeError, ValueError)
+
+
 def _seconds_between(start: object, end: object) -> float | None:
     """Sentry timestamps are ISO 8601 strings or seconds since the epoch."""
     try:
         return _epoch(end) - _epoch(start)
-    except (TypeError, ValueError):
+    except _NOT_A_TIME:
         return None
 
 
