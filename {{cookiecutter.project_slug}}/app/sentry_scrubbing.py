@@ -128,8 +128,8 @@ def _mask_pair(match: re.Match[str]) -> str:
 # Sensitive words are looked for with `in` on a folded copy of the string, never with one
 # case-insensitive regex of thirty alternatives tried at every position (40 % of the cost of
 # an event). The fold makes that test a superset of what the patterns' (?i) words match: it
-# lower-cases, maps the four non-ASCII letters that (?i) takes for ASCII ones (İ ı ſ K), and
-# deletes every character the words' optional separators stand for.
+# lower-cases, maps the four non-ASCII letters that (?i) takes for ASCII ones (U+0130, U+0131,
+# U+017F, U+212A), and deletes every character the words' optional separators stand for.
 _FOLD = str.maketrans(
     {
         **{chr(code): chr(code + 32) for code in range(ord("A"), ord("Z") + 1)},
@@ -139,9 +139,7 @@ _FOLD = str.maketrans(
         **dict.fromkeys(char for char in map(chr, range(0x3001)) if char.isspace()),
     }
 )
-_FOLDED_WORDS = tuple(
-    re.sub(r"\(\?!\w+\)", "", word).replace("_", "") for word in _SENSITIVE_WORDS
-)
+_FOLDED_WORDS = tuple(re.sub(r"\(\?!\w+\)", "", word).replace("_", "") for word in _SENSITIVE_WORDS)
 _DIGIT = re.compile(r"\d")
 
 
