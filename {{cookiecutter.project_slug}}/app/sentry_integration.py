@@ -195,7 +195,7 @@ def _sampled_transaction(scope: dict[str, Any]) -> Any:
     """A transaction for the share of requests the sampling table samples, else None:
     deciding first spares unsampled requests the cost of an unsampled transaction."""
     parent = lambda: caller_sampled(scope["headers"])  # noqa: E731 - read only if needed
-    rate = sample_rate(scope["path"], state.traces_sample_rate, parent)
+    rate = sample_rate(scope["path"], state.traces_sample_rate, parent, scope["method"])
     if rate <= 0 or _sampling.random() >= rate:
         return None
     transaction = sentry_sdk.continue_trace(
@@ -428,8 +428,9 @@ def traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
     """For transactions started outside SentryRequestContext."""
 
     def sampler(context: dict[str, Any]) -> float:
-        path = str((context.get("asgi_scope") or {}).get("path", ""))
-        return sample_rate(path, default_rate, lambda: context.get("parent_sampled"))
+        asgi_scope = context.get("asgi_scope") or {}
+        path, method = str(asgi_scope.get("path", "")), asgi_scope.get("method")
+        return sample_rate(path, default_rate, lambda: context.get("parent_sampled"), method)
 
     return sampler
 
