@@ -6,8 +6,9 @@ the serialised event and reaches what it does not: any key that *contains* a sen
 query strings, messages, exception values, tags, contexts, and secrets that show themselves by
 their shape (bearer tokens, JWTs, card numbers, e-mail and IP addresses, URL credentials).
 
-Standard library only, so the rules are read and tested without the SDK; app/sentry_hooks.py
-applies them. docs/adr/0002-optional-sentry.md lists every place of an envelope and its rule.
+Standard library only, so the rules are read and tested without the SDK;
+app/sentry_integration.py applies them. docs/adr/0002-optional-sentry.md lists every place of
+an envelope and its rule.
 """
 
 import ipaddress
