@@ -9,8 +9,12 @@ import contextlib
 import json
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -92,9 +96,9 @@ def decorate(scope: Any, grouping: Sequence[str] | None, extra: dict[str, Any]) 
 class SentryRequestContext:
     """A pure ASGI middleware. Per request it only forks the isolation scope (so user, tags
     and breadcrumbs belong to this request alone) and registers one event processor; the
-    request's data is read only when an event is actually sent, and a transaction is started
-    only for the sampled share of requests. Probes (QUIET_PATHS) get none of that: they are
-    the most frequent requests and must cost nothing."""
+    request's data and its SQL breadcrumbs are built only when an event is actually sent, and
+    a transaction is started only for the sampled share of requests. Probes (QUIET_PATHS) get
+    none of that: they are the most frequent requests and must cost nothing."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
@@ -102,17 +106,20 @@ class SentryRequestContext:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not state.enabled:
             await self.app(scope, receive, send)
-        elif scope["path"] in QUIET_PATHS:
+            return
+        if scope["path"] in QUIET_PATHS:
             await self._serve_quietly(scope, receive, send)
-        else:
-            await self._serve(scope, receive, send)
-
-    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            return
+        # One frame per request (no helper coroutine): every traceback logged passes here.
         body = BodyTap(receive) if scope["method"] in _METHODS_WITH_BODIES else None
         with sentry_sdk.isolation_scope() as isolation:
             isolation.clear_breadcrumbs()  # this request's own, not start-up's or others'
-            isolation.add_event_processor(request_processor(scope, body))
             transaction = _sampled_transaction(scope)
+            # Unsampled, the request's statements are only noted; they become breadcrumbs if
+            # an event is sent (a sampled request records the SDK's spans, breadcrumbs too).
+            queries = None if transaction is not None else QueryLog()
+            isolation.add_event_processor(request_processor(scope, body, queries))
+            noted = request_queries.set(queries)
             receive = body.receive if body else receive
             try:
                 if transaction is None:
@@ -128,6 +135,8 @@ class SentryRequestContext:
                 # middleware) answers with its event id.
                 report(exc)
                 raise
+            finally:
+                request_queries.reset(noted)
 
     async def _serve_quietly(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """No scope of its own, no breadcrumbs, no transaction: an event from a probe (its
@@ -186,7 +195,7 @@ def _sampled_transaction(scope: dict[str, Any]) -> Any:
     """A transaction for the share of requests the sampling table samples, else None:
     deciding first spares unsampled requests the cost of an unsampled transaction."""
     parent = lambda: caller_sampled(scope["headers"])  # noqa: E731 - read only if needed
-    rate = sample_rate(scope["path"], state.traces_sample_rate, parent)
+    rate = sample_rate(scope["path"], state.traces_sample_rate, parent, scope["method"])
     if rate <= 0 or _sampling.random() >= rate:
         return None
     transaction = sentry_sdk.continue_trace(
@@ -236,9 +245,10 @@ def _endpoint_name(scope: dict[str, Any]) -> str | None:
 
 
 def request_processor(
-    scope: dict[str, Any], body: BodyTap | None
+    scope: dict[str, Any], body: BodyTap | None, queries: "QueryLog | None" = None
 ) -> Callable[[Any, dict[str, Any]], Any]:
-    """Adds the request to an event, built only when an event is sent."""
+    """Adds the request, and the SQL breadcrumbs noted so far, to an event: built only when
+    an event is sent."""
 
     # Any: the SDK types events as a private TypedDict.
     def processor(event: Any, hint: dict[str, Any]) -> Any:
@@ -256,9 +266,12 @@ def request_processor(
         if body is not None and (data := body.data(headers.get("content-type", ""))) is not None:
             request["data"] = data
         event["request"] = {**request, **(event.get("request") or {})}
-        if event.get("type") != "transaction" and (name := _endpoint_name(scope)):
-            event["transaction"] = name
-            event["transaction_info"] = {"source": "component"}
+        if event.get("type") != "transaction":
+            if name := _endpoint_name(scope):
+                event["transaction"] = name
+                event["transaction_info"] = {"source": "component"}
+            if queries:
+                queries.add_to(event)
         return event
 
     return processor
@@ -269,11 +282,58 @@ def request_processor(
 # ---------------------------------------------------------------------------------------------
 
 
+# The most breadcrumbs an event carries (the SDK's default, set explicitly by app/sentry.py).
+MAX_BREADCRUMBS = 100
+
+
+class QueryLog:
+    """The statements of one unsampled request, noted as they run (a timestamp and a string)
+    and turned into the SDK's `query` breadcrumbs only if an event is sent: most requests
+    send none, and a breadcrumb built through the SDK costs ten times as much."""
+
+    __slots__ = ("statements",)
+
+    def __init__(self) -> None:
+        self.statements: deque[tuple[float, str, bool]] = deque(maxlen=MAX_BREADCRUMBS)
+
+    def __len__(self) -> int:
+        return len(self.statements)
+
+    def note(self, statement: str, many: bool) -> None:
+        self.statements.append((time.time(), statement, many))
+
+    def add_to(self, event: dict[str, Any]) -> None:
+        """Merged with the breadcrumbs the SDK applied, in time order, as many as it keeps."""
+        trail = event.setdefault("breadcrumbs", {})
+        if not isinstance(trail, dict):
+            return
+        crumbs = trail.setdefault("values", [])
+        for at, statement, many in self.statements:
+            # As sentry_sdk.add_breadcrumb(message=statement, category="query") records it:
+            # the statement only, its parameters are never sent.
+            crumb = {
+                "message": statement,
+                "category": "query",
+                "data": {"db.executemany": True} if many else {},
+                "timestamp": datetime.fromtimestamp(at, UTC),
+                "type": "default",
+            }
+            if not is_noise(crumb):
+                crumbs.append(crumb)
+        with contextlib.suppress(TypeError, KeyError):  # as the SDK sorts: when it can
+            crumbs.sort(key=lambda crumb: crumb["timestamp"])
+        del crumbs[:-MAX_BREADCRUMBS]
+
+
+# The query log of the unsampled request being served, if any (set by the request middleware).
+request_queries: ContextVar[QueryLog | None] = ContextVar("request_queries", default=None)
+
+
 class QueryRecorder:
     """SQL breadcrumbs and spans, in place of the SDK's SQLAlchemy integration, which opens a
     span (ids, timestamps, connection data) for every query even when no transaction is
-    sampled, only to throw it away. Here an unsampled request gets the breadcrumb alone, a
-    sampled one the SDK's own span, and a probe nothing."""
+    sampled, only to throw it away. Here an unsampled request notes its statements in its
+    QueryLog, a sampled one gets the SDK's own span (and breadcrumb), and a probe nothing."""
 
     _CONTEXT_KEY = "_sentry_query"
 
@@ -288,10 +348,14 @@ class QueryRecorder:
     def before(
         cls, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
+        if (queries := request_queries.get()) is not None:
+            queries.note(statement, many)
+            return
         if not state.enabled or quiet_request.get() is not None:
             return
         if sentry_sdk.get_current_span() is None:
-            # The statement only, as the SDK records it: its parameters are never sent.
+            # Outside any request (start-up, a background task): a breadcrumb right away. The
+            # statement only, as the SDK records it: its parameters are never sent.
             data = {"db.executemany": True} if many else {}
             sentry_sdk.add_breadcrumb(message=statement, category="query", data=data)
             return
@@ -364,8 +428,9 @@ def traces_sampler(default_rate: float) -> Callable[[dict[str, Any]], float]:
     """For transactions started outside SentryRequestContext."""
 
     def sampler(context: dict[str, Any]) -> float:
-        path = str((context.get("asgi_scope") or {}).get("path", ""))
-        return sample_rate(path, default_rate, lambda: context.get("parent_sampled"))
+        asgi_scope = context.get("asgi_scope") or {}
+        path, method = str(asgi_scope.get("path", "")), asgi_scope.get("method")
+        return sample_rate(path, default_rate, lambda: context.get("parent_sampled"), method)
 
     return sampler
 

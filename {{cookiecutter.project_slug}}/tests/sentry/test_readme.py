@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from app.sentry import SentrySettings, load_sentry_settings
 from app.sentry_integration import MAX_BODY_BYTES
 from app.sentry_repeats import RepeatBudget, error_kind
-from app.sentry_sampling import QUIET_PATHS, TRACE_RULES
+from app.sentry_sampling import QUIET_PATHS, READ_METHODS, READ_SHARE, TRACE_RULES, trace_rate
 from app.sentry_scrubbing import is_sensitive_key, scrub_event, scrub_query_string, scrub_text
 from tests.support.helpers import PROJECT_ROOT
 from tools.sentry_dev.receiver import FAULTS, PROJECT_ID, PUBLIC_KEY
@@ -168,8 +168,8 @@ RATE_WORDS = {"never": 0.0, "always": 1.0}
 
 
 def test_the_sampling_table_is_trace_rules_in_order() -> None:
-    *ruled, other = table_rows(guide_section("Sampling and noise"))
-    assert len(ruled) == len(TRACE_RULES), "one row per rule, then 'any other'"
+    *ruled, reads, other = table_rows(guide_section("Sampling and noise"))
+    assert len(ruled) == len(TRACE_RULES), "one row per rule, then reads, then 'any other'"
     for (paths_cell, traced, why), rule in zip(ruled, TRACE_RULES, strict=True):
         paths = CODE.findall(paths_cell)
         assert paths, paths_cell
@@ -182,7 +182,16 @@ def test_the_sampling_table_is_trace_rules_in_order() -> None:
         assert RATE_WORDS.get(traced) == rule.rate, (paths, traced)
         assert why == rule.reason
     default = default_of("SENTRY_TRACES_SAMPLE_RATE")
+    assert isinstance(default, float)
     assert other[:2] == ["any other", f"`SENTRY_TRACES_SAMPLE_RATE` (default {default:g})"]
+    methods = ", ".join(f"`{method}`" for method in sorted(READ_METHODS))
+    assert reads[0] == f"any other, read ({methods})"
+    assert READ_SHARE == 0.2, "the guide says 'a fifth'"
+    read_rate = default * READ_SHARE
+    assert reads[1] == f"a fifth of `SENTRY_TRACES_SAMPLE_RATE`: {read_rate:g} by default"
+    for method in READ_METHODS:
+        assert trace_rate("/api/v1/items", default, method) == read_rate
+    assert trace_rate("/api/v1/items", default, "POST") == default
 
 
 def test_the_paths_said_to_record_nothing_are_the_quiet_paths() -> None:

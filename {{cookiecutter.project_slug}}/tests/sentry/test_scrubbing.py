@@ -2,8 +2,11 @@
 would make the SDK drop the event silently, so each rule is pinned here as well as on the
 wire (tests/sentry/test_wire.py)."""
 
+import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given
@@ -119,6 +122,65 @@ def test_ordinary_keys_are_kept(key: str) -> None:
 def test_query_strings_keep_their_shape() -> None:
     scrubbed = sentry_scrubbing.scrub_query_string("page=2&api_key=abc&q=ada%40example.com&token=")
     assert scrubbed == f"page=2&api_key={FILTERED}&q={FILTERED}&token={FILTERED}"
+
+
+def _every_pass(text: str) -> str:
+    """scrub_text without the cheap tests that let most strings skip most passes."""
+    module = sentry_scrubbing
+    text = module._URL_CREDENTIALS.sub(f"{FILTERED}@", text)
+    text = module._AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {FILTERED}", text)
+    text = module._JWT.sub(FILTERED, text)
+    text = module._SECRET_PAIR.sub(module._mask_pair, text)
+    text = module._CARD_CANDIDATE.sub(module._mask_card, text)
+    text = module._IPV4_CANDIDATE.sub(module._mask_ip, text)
+    text = module._IPV6_CANDIDATE.sub(module._mask_ip, text)
+    return module._EMAIL.sub(FILTERED, text)
+
+
+def _every_pass_decoded_too(text: str) -> str:
+    scrubbed = _every_pass(text)
+    if "%" in scrubbed:
+        decoded = unquote(scrubbed)
+        if (rescrubbed := _every_pass(decoded)) != decoded:
+            return rescrubbed
+    return scrubbed
+
+
+# Pieces of what the passes look for, in the spellings the tests that skip them must not miss:
+# any case, the letters (?i) takes for ASCII ones, separators inside words.
+_PIECES = st.sampled_from(
+    [
+        *("password", "PASSWORD", "pa\u017f\u017fword", "pass word", "api key", "ap\u0131_key"),
+        *("api\u3000key", "credent\u0130al", "auth", "author", "Bearer ", "basic ", "token"),
+        *("eyJhbGciOiJI.eyJzdWIi.c2ln", "=", ": ", '"', "'", "{", "[", ",", "&", " ", "\t", "-"),
+        *("4111 1111 1111 1111", "4111111111111111", "1", "10.0.0.7", "2001:db8::1", "::"),
+        *(":5432", "ada@example.com", "@", "https://", "user:pw@", "%40", "%3D", "%", "\u212a"),
+        *("x", "dsn", "cvv", "session", "[Filtered]", "k-123", "digest ", "\n", "_", "."),
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join) | st.text(max_size=60))
+def test_the_cheap_tests_never_change_what_is_scrubbed(text: str) -> None:
+    # Most strings skip most passes (and known clean ones all of them): that may only ever save
+    # time, never let a secret through.
+    assert sentry_scrubbing.scrub_text(text) == _every_pass_decoded_too(text)
+    assert sentry_scrubbing.scrub_text(text) == _every_pass_decoded_too(text)  # remembered
+
+
+def test_the_fold_keeps_every_spelling_the_sensitive_words_match() -> None:
+    # The words are looked for in a folded copy: every character that (?i) takes for an ASCII
+    # letter folds to that letter, and every separator a word may hold folds away.
+    letter = re.compile("(?i)[a-z]")
+    separator = re.compile(r"[\s_.\-]")
+    for code in range(0x110000):
+        char = chr(code)
+        if letter.fullmatch(char):
+            folded = char.translate(sentry_scrubbing._FOLD)
+            assert folded in "abcdefghijklmnopqrstuvwxyz", hex(code)
+            assert re.fullmatch(f"(?i){folded}", char), hex(code)
+        elif separator.fullmatch(char):
+            assert char.translate(sentry_scrubbing._FOLD) == "", hex(code)
 
 
 def _event(**overrides: Any) -> dict[str, Any]:
@@ -345,6 +407,19 @@ def test_trace_rates_come_from_the_table(path: str, rate: float) -> None:
     assert sentry_sampling.trace_rate(path, default_rate=0.25) == rate
 
 
+def test_reads_no_rule_names_are_traced_at_a_fifth_of_the_rate() -> None:
+    rate = sentry_sampling.trace_rate
+    assert rate("/api/v1/items", 0.25, "GET") == rate("/api/v1/items", 0.25, "HEAD") == 0.05
+    assert rate("/api/v1/items", 0.25, "POST") == rate("/api/v1/items/1", 0.25, "DELETE") == 0.25
+    assert rate("/api/v1/items", 1.0, "GET") == 1.0  # 1 traces everything
+    assert rate("/api/v1/auth/token", 0.25, "GET") == 1.0  # the table first
+    assert rate("/health", 0.25, "HEAD") == 0.0
+    sampler = sentry_integration.traces_sampler(0.25)
+    read = {"path": "/api/v1/items", "method": "GET"}
+    assert sampler({"asgi_scope": read}) == 0.05
+    assert sampler({"asgi_scope": read, "parent_sampled": True}) == 1.0  # the trace stays whole
+
+
 def test_a_distributed_trace_keeps_its_parent_decision_except_for_table_rates() -> None:
     sampler = sentry_integration.traces_sampler(0.25)
     assert sampler({"asgi_scope": {"path": "/api/v1/items"}, "parent_sampled": True}) == 1.0
@@ -425,3 +500,34 @@ def test_the_repeat_budget_forgets_the_least_recently_seen_kind_first() -> None:
     assert budget.last_event_if_over_budget(newcomer, now=2.0) is None  # one kind too many
     assert budget.last_event_if_over_budget(storm, now=3.0) == "Storm-1"  # still limited
     assert budget.last_event_if_over_budget(quiet, now=4.0) is None  # forgotten: a fresh budget
+
+
+def test_noted_queries_become_the_sdks_breadcrumbs_in_time_order_as_many_as_it_keeps() -> None:
+    most = sentry_integration.MAX_BREADCRUMBS
+    log = sentry_integration.QueryLog()
+    for number in range(most + 5):
+        log.note(f"SELECT {number}", many=number == most + 4)
+    early = {"message": "start", "category": "app", "timestamp": datetime(2000, 1, 1, tzinfo=UTC)}
+    event: dict[str, Any] = {"breadcrumbs": {"values": [early]}}
+    log.add_to(event)
+    crumbs = event["breadcrumbs"]["values"]
+    assert len(crumbs) == most
+    assert [crumb["message"] for crumb in crumbs] == [f"SELECT {n}" for n in range(5, most + 5)]
+    assert crumbs[-1]["data"] == {"db.executemany": True}
+    assert crumbs[0] == {
+        "message": "SELECT 5",
+        "category": "query",
+        "data": {},
+        "timestamp": crumbs[0]["timestamp"],
+        "type": "default",
+    }
+    assert [crumb["timestamp"] for crumb in crumbs] == sorted(c["timestamp"] for c in crumbs)
+
+
+def test_a_noted_query_about_a_probe_is_noise_as_before_breadcrumb_says() -> None:
+    log = sentry_integration.QueryLog()
+    log.note("SELECT '/health' AS probe", many=False)
+    log.note("SELECT 1", many=False)
+    event: dict[str, Any] = {}
+    log.add_to(event)
+    assert [crumb["message"] for crumb in event["breadcrumbs"]["values"]] == ["SELECT 1"]
