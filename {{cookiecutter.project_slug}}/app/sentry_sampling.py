@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # Probes (the health checks): no transaction and no breadcrumb, whatever the sample rate.
-QUIET_PATHS = frozenset({"/health"})
+QUIET_PATHS = frozenset({"/health", "/health/ready"})
 _QUIET_PATH = "|".join(re.escape(path) for path in sorted(QUIET_PATHS))
 _QUIET_PATH_IN_TEXT = re.compile(rf"(?<![\w/])(?:{_QUIET_PATH})(?![\w/-])")
 

@@ -397,6 +397,7 @@ def test_a_domain_error_brings_its_own_fingerprint() -> None:
     ("path", "rate"),
     [
         ("/health", 0.0),
+        ("/health/ready", 0.0),
         ("/api/v1/auth/token", 1.0),
         ("/api/v1/tenants", 1.0),
         ("/api/v1/items", 0.25),
