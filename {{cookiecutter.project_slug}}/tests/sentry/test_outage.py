@@ -19,8 +19,15 @@ from tests.support.outage import interruptible_database
 from tools.sentry_dev.receiver import EnvelopeReceiver
 
 # What the drivers raise when the database is gone: SQLite's busy lock; on PostgreSQL, the
-# pooled connection closed under the app, or a refused reconnection (tests/support/outage.py).
-OUTAGE_ERRORS = {"OperationalError", "InterfaceError", "ConnectionRefusedError"}
+# pooled connection closed under the app (asyncpg's InterfaceError or
+# ConnectionDoesNotExistError, depending on when it notices), or a refused reconnection
+# (tests/support/outage.py).
+OUTAGE_ERRORS = {
+    "OperationalError",
+    "InterfaceError",
+    "ConnectionDoesNotExistError",
+    "ConnectionRefusedError",
+}
 
 
 async def test_a_database_outage_reaches_the_receiver_with_route_user_and_tenant(
