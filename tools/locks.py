@@ -42,10 +42,13 @@ def interpreter(version: str) -> Path | None:
         check=False,
     )
     candidates.append(found.stdout.strip() if found.returncode == 0 else None)
-    candidates += sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python"))
+    pyenv = Path.home() / ".pyenv" / "versions"
+    candidates += sorted(str(path) for path in pyenv.glob(f"{version}.*/bin/python"))
     for candidate in filter(None, candidates):
-        probe = run([candidate, "-c", "import sys; print(sys.version_info[:2])"], check=False)
-        if probe.returncode == 0 and probe.stdout.strip() == str(tuple(map(int, version.split(".")))):
+        probe = run(
+            [candidate, "-c", "import sys; print(*sys.version_info[:2], sep='.')"], check=False
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
             return Path(candidate)
     return None
 
@@ -66,7 +69,7 @@ def lock_variant(python_version: str, include_sentry: str, *, check: bool, args:
         shutil.rmtree(project / "locks", ignore_errors=True)
         command = [str(BIN_DIR / "uv"), "lock", "--python", str(python)]
         run(
-            [*command, *(["--check"] if check else args)],
+            [*command, *(["--check", "--offline"] if check else args)],
             cwd=project,
             env=clean_env(UV_PYTHON_DOWNLOADS="never"),
         )
