@@ -2,6 +2,7 @@
 tools/locks.py), each still matching its pyproject.toml, and the post-gen hook keeping the
 variant's own, named for the project, so that `uv sync --locked` accepts it."""
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,10 @@ def test_every_variants_lock_is_fresh() -> None:
     command = [str(BIN_DIR / "python"), "-m", "tools.locks", "--check"]
     result = run(command, cwd=TEMPLATE_DIR, timeout=600)
     assert result.stdout.count("up to date") == len(locks.variants())
+
+
+def test_the_image_builds_with_the_locked_uv(rendered: Rendered) -> None:
+    # The Dockerfile pins uv by itself (it runs before the lock is read): the same version.
+    lock = tomllib.loads(rendered.read("uv.lock"))
+    [uv] = [package["version"] for package in lock["package"] if package["name"] == "uv"]
+    assert f"ARG UV_VERSION={uv}\n" in rendered.read("Dockerfile")
