@@ -7,7 +7,7 @@ DEMO_DIR := build/demo
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-long bench round-trips lint clean
+.PHONY: help install demo test test-long bench round-trips locks lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,11 @@ bench: $(INSTALLED) ## "yes" against "no" (or BASE=<ref> against now) under wrk,
 REFS ?= 2dde805 HEAD
 round-trips: $(INSTALLED) ## Round trips to PostgreSQL per request, at each of REFS (HEAD: the working tree)
 	$(BIN)/python -m tools.round_trips $(REFS)
+
+# The generated project's uv.lock, one per python_version and include_sentry (tools/locks.py).
+LOCK_ARGS ?=
+locks: $(INSTALLED) ## Lock every variant's uv.lock (LOCK_ARGS=--upgrade moves the pins; --check only checks)
+	$(BIN)/python -m tools.locks $(LOCK_ARGS)
 
 # mypy reads the hooks as cookiecutter runs them: rendered (tools/render_hooks.py says why).
 lint: $(INSTALLED) ## ruff and strict mypy over the hooks, the template tests and tools/

@@ -1,7 +1,7 @@
 """The generated project's production and tooling files, held to what they claim: the Dockerfile
 copies what exists and runs what `make serve` runs, compose starts the database, the migrations
-and the app in that order, pre-commit runs the project's own tools, and requirements.lock pins
-every dependency. No Docker engine is assumed: the files are parsed and their commands run here
+and the app in that order, pre-commit runs the project's own tools, and uv.lock pins every
+dependency. No Docker engine is assumed: the files are parsed and their commands run here
 where that is possible (the image's health check, `make help`, `make serve`)."""
 
 import json
@@ -43,7 +43,7 @@ ECOSYSTEM_FILES = [
     ".dockerignore",
     "compose.yaml",
     ".pre-commit-config.yaml",
-    "requirements.lock",
+    "uv.lock",
     "Makefile",
     "README.md",
 ]
@@ -197,11 +197,13 @@ def test_image_installs_the_locked_runtime_dependencies_without_dev_tools(
     for dev in ("[dev]", "--extra", "--all-extras", "requirements-dev"):
         assert dev not in text
     builder, final = dockerfile[1]
-    installs = [run for run in builder.all("RUN") if "uv pip install" in run]
-    dependencies, project = installs
-    assert "-c requirements.lock" in dependencies
-    assert "-r pyproject.toml" in dependencies  # [project].dependencies only: no extra
-    assert "--no-deps ." in project  # the project itself, not editable, adding nothing
+    assert "uv.lock" in builder.all("COPY")[0].split()
+    syncs = [run for run in builder.all("RUN") if "uv sync" in run]
+    dependencies, project = syncs
+    for sync in syncs:
+        assert {"--locked", "--no-dev"} <= set(sync.split()), sync  # the lock, no dev group
+    assert "--no-install-project" in dependencies  # a layer of their own, before the code
+    assert "--no-editable" in project  # the project itself, as a regular install
     assert not [run for run in final.all("RUN") if "install" in run], "installs in the final image"
 
 
@@ -388,34 +390,35 @@ def test_compose_points_the_app_at_the_db_service_with_the_async_driver(
 def test_sentry_appears_only_where_it_is_included(rendered: Rendered) -> None:
     mentions = {name for name in ECOSYSTEM_FILES if "sentry" in rendered.read(name).lower()}
     if rendered.sentry:
-        assert {"compose.yaml", "requirements.lock", "README.md"} <= mentions
+        assert {"compose.yaml", "uv.lock", "README.md"} <= mentions
     else:
         assert mentions == set()
 
 
-# --- requirements.lock -----------------------------------------------------------------------
+# --- uv.lock ---------------------------------------------------------------------------------
 
 
-def _lock_pins(project: Path) -> dict[str, list[tuple[Version, str]]]:
-    pins: dict[str, list[tuple[Version, str]]] = {}
-    for line in (project / "requirements.lock").read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        requirement = Requirement(line)
-        (specifier,) = requirement.specifier
-        assert specifier.operator == "==", line
-        marker = str(requirement.marker) if requirement.marker else ""
-        pins.setdefault(canonicalize_name(requirement.name), []).append(
-            (Version(specifier.version), marker)
-        )
+def _lock(project: Path) -> dict[str, Any]:
+    return tomllib.loads((project / "uv.lock").read_text(encoding="utf-8"))
+
+
+def _lock_pins(project: Path) -> dict[str, list[Version]]:
+    """The version(s) uv.lock pins for each package from the index (more than one only where
+    the resolution forks on a marker)."""
+    pins: dict[str, list[Version]] = {}
+    for package in _lock(project)["package"]:
+        if "registry" in package["source"]:
+            pins.setdefault(package["name"], []).append(Version(package["version"]))
     return pins
 
 
+def _pyproject(project: Path) -> dict[str, Any]:
+    return tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+
+
 def _declared(project: Path) -> list[Requirement]:
-    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-    declared = (
-        pyproject["project"]["dependencies"] + pyproject["project"]["optional-dependencies"]["dev"]
-    )
+    pyproject = _pyproject(project)
+    declared = pyproject["project"]["dependencies"] + pyproject["dependency-groups"]["dev"]
     return [Requirement(text) for text in declared]
 
 
@@ -425,29 +428,41 @@ def test_lock_pins_every_declared_dependency_within_its_range(rendered: Rendered
     assert len(declared) > 10
     for requirement in declared:
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{requirement} is not pinned in requirements.lock"
-        for version, _ in pins[name]:
+        assert name in pins, f"{requirement} is not pinned in uv.lock"
+        for version in pins[name]:
             assert requirement.specifier.contains(version, prereleases=True), (
                 f"{name}=={version} is outside {requirement}"
             )
     assert ("sentry-sdk" in pins) is rendered.sentry
-    # One pin per package where no marker tells the pins apart.
-    for pinned, entries in pins.items():
-        assert len(entries) == 1 or all(marker for _, marker in entries), pinned
+    # One pin per package unless the resolution forks on the Python version.
+    forked = "resolution-markers" in _lock(rendered.path)
+    for pinned, versions in pins.items():
+        assert len(versions) == 1 or forked, pinned
+
+
+def test_lock_is_this_variants_lock_named_for_this_project(rendered: Rendered) -> None:
+    # The post-gen hook keeps the lock of the answers' variant and names it for the project.
+    lock = _lock(rendered.path)
+    project = _pyproject(rendered.path)["project"]
+    assert lock["requires-python"] == project["requires-python"]
+    [root] = [package for package in lock["package"] if package["source"] == {"editable": "."}]
+    assert root["name"] == canonicalize_name(project["name"])
+    assert root["version"] == str(Version(project["version"]))
+    assert not (rendered.path / "locks").exists()
+    # Every other package comes from PyPI itself, not from a mirror of the machine that locked.
+    sources = {package["source"].get("registry") for package in lock["package"]} - {None}
+    assert sources == {"https://pypi.org/simple"}
 
 
 def test_lock_is_what_make_install_and_make_lock_use(rendered: Rendered) -> None:
     makefile = rendered.read("Makefile")
     install = re.search(r"^\$\(INSTALLED\): (.*)\n\t(.*)$", makefile, re.MULTILINE)
     assert install is not None
-    assert "requirements.lock" in install[1].split()
-    assert "-c requirements.lock" in install[2]
-    lock = re.search(r"^lock: .*\n\t(.*\\\n)*.*$", makefile, re.MULTILINE)
-    assert lock is not None
-    for option in ("pip compile", "--universal", "--extra dev", "-o requirements.lock"):
-        assert option in lock[0], option
-    header = rendered.read("requirements.lock").splitlines()[:2]
-    assert header[1].strip() == "#    make lock"
+    assert "uv.lock" in install[1].split()
+    assert install[2].split()[:2] == ["$(UV)", "sync"]
+    assert "--locked" in install[2].split()  # a stale lock is an error, never re-resolved
+    assert re.search(r"^lock: .*\n\t\$\(UV\) lock \$\(LOCK_ARGS\)$", makefile, re.MULTILINE)
+    assert re.search(r"^export UV_PROJECT_ENVIRONMENT := \$\(VENV\)$", makefile, re.MULTILINE)
 
 
 # --- .pre-commit-config.yaml -----------------------------------------------------------------
@@ -478,7 +493,7 @@ def test_pre_commit_runs_ruff_at_the_locked_version_and_the_projects_mypy(
     ruff_repo, ruff_check = hooks["ruff-check"]
     assert ruff_repo["repo"] == "https://github.com/astral-sh/ruff-pre-commit"
     assert "--fix" in ruff_check["args"]
-    ((ruff_version, _),) = _lock_pins(rendered.path)["ruff"]
+    (ruff_version,) = _lock_pins(rendered.path)["ruff"]
     assert ruff_repo["rev"] == f"v{ruff_version}"
 
     mypy_repo, mypy = hooks["mypy"]

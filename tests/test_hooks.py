@@ -265,7 +265,7 @@ def test_the_hook_knows_every_dependency_a_slug_could_clash_with(output_dir: Pat
     project = tomllib.loads((output_dir / "acme_backend/pyproject.toml").read_text())
     requirements = [
         *project["project"]["dependencies"],
-        *project["project"]["optional-dependencies"]["dev"],
+        *project["dependency-groups"]["dev"],
         *project["build-system"]["requires"],
     ]
     names = {re.split(r"[\[<>=!~ ;]", requirement)[0].lower() for requirement in requirements}

@@ -142,7 +142,7 @@ def test_github_expressions_survive_and_no_jinja_is_left(
         "${{ env.PYTHON_VERSION }}",
         "${{ matrix.database }}",
         "${{ matrix.test-database-url }}",
-        "${{ hashFiles('pyproject.toml', 'requirements.lock') }}",
+        "${{ hashFiles('pyproject.toml', 'uv.lock') }}",
         "${{ github.event_name == 'pull_request' }}",
     ):
         assert expression in workflow.text, expression
@@ -217,11 +217,11 @@ def test_installs_are_cached(rendered: Rendered, workflow: Workflow) -> None:
     # `make` installs the packages with uv: its cache is the one that matters.
     makefile = rendered.read("Makefile")
     assert re.search(r"^UV := \$\(BIN\)/uv$", makefile, re.MULTILINE)
-    assert re.search(r"^\t\$\(UV\) pip install .*-c requirements\.lock", makefile, re.MULTILINE)
+    assert re.search(r"^\t\$\(UV\) sync .*--locked", makefile, re.MULTILINE)
     for name in ("lint", "test"):
         [cache] = steps_of(workflow.jobs[name], "actions/cache")
         assert cache["with"]["path"] == "~/.cache/uv"
-        assert "${{ hashFiles('pyproject.toml', 'requirements.lock') }}" in cache["with"]["key"]
+        assert "${{ hashFiles('pyproject.toml', 'uv.lock') }}" in cache["with"]["key"]
 
 
 def _sentry_cli_calls(job: dict[str, Any]) -> list[list[str]]:

@@ -20,8 +20,6 @@ import socket
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -54,15 +52,13 @@ from app.sentry_repeats import RepeatBudget
 
 try:
     import sentry_sdk
-    from sentry_sdk.envelope import Envelope
     from sentry_sdk.integrations.asyncpg import AsyncPGIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
     from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
     from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
     from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
-    from sentry_sdk.transport import Transport
-    from sentry_sdk.utils import BadDsn, Dsn
+    from sentry_sdk.utils import BadDsn
 except ImportError:  # the dependency was removed: the app runs without error tracking
     sentry_sdk = None  # type: ignore[assignment]
 
@@ -373,72 +369,6 @@ def set_context(name: str, values: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _synchronous_transport(options: dict[str, Any], timeout: float) -> Any:
-    """Built on demand: the class derives from the SDK's, which may not be installed."""
-
-    class SynchronousTransport(Transport):
-        """Sends each envelope at once and remembers the answer, so `check` can tell the
-        operator whether the event was accepted (the SDK's own transport sends in the
-        background and keeps failures to itself)."""
-
-        def __init__(self, options: dict[str, Any], timeout: float) -> None:
-            super().__init__(options)
-            self.dsn = str(options["dsn"])
-            self.timeout = timeout
-            self.outcomes: list[str] = []
-            self.failures: list[str] = []
-
-        def capture_envelope(self, envelope: Envelope) -> None:
-            auth = Dsn(self.dsn).to_auth(client=f"{RELEASE_PREFIX}-check")
-            request = urllib.request.Request(  # noqa: S310 - the URL comes from the DSN
-                auth.get_api_url(),
-                data=envelope.serialize(),
-                headers={
-                    "Content-Type": "application/x-sentry-envelope",
-                    "X-Sentry-Auth": auth.to_header(),
-                },
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                    self.outcomes.append(f"HTTP {response.status}")
-            except urllib.error.HTTPError as exc:
-                self.failures.append(f"the receiver answered HTTP {exc.code} {exc.reason}")
-            except (OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                self.failures.append(f"could not reach {auth.get_api_url()}: {reason}")
-
-    return SynchronousTransport(options, timeout)
-
-
-def check(settings: Settings, config: SentrySettings | None = None) -> int:
-    """Send one test event through the full pipeline (scrubbing included) and report."""
-    config, reason = _read(config)
-    if config is None:
-        print(f"error: Sentry is off: {reason}", file=sys.stderr)
-        return 2
-    try:
-        dsn = Dsn(config.dsn.get_secret_value())
-    except BadDsn:
-        print("error: SENTRY_DSN is not a valid DSN", file=sys.stderr)
-        return 2
-    options = _options(config, settings.environment)
-    options |= {"integrations": [], "default_integrations": False}
-    transport = _synchronous_transport(options, timeout=config.shutdown_timeout)
-    sentry_sdk.init(**options, transport=transport)
-    event_id = sentry_sdk.capture_message(
-        f"Sentry check from {RELEASE_PREFIX} ({options['release']})", level="info"
-    )
-    sentry_sdk.flush(timeout=config.shutdown_timeout)
-    target = f"{dsn.scheme}://{dsn.host}:{dsn.port}/{dsn.project_id}"
-    if transport.failures or not transport.outcomes or event_id is None:
-        problem = "; ".join(transport.failures) or "the event was dropped before sending"
-        print(f"error: nothing was sent to {target}: {problem}", file=sys.stderr)
-        return 1
-    print(f"sent event {event_id} to {target} ({transport.outcomes[-1]})")
-    return 0
-
-
 def main(argv: Iterable[str]) -> int:
     command = next(iter(argv), "")
     if command not in {"check", "release"}:
@@ -450,6 +380,8 @@ def main(argv: Iterable[str]) -> int:
         print(exc, file=sys.stderr)
         return 2
     if command == "check":
+        from app.sentry_check import check  # here: app.sentry_check imports this module
+
         return check(settings)
     config = load_sentry_settings()
     if isinstance(config, list):
