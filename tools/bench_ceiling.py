@@ -52,11 +52,23 @@ REQUIRED_CLAIMS = ["exp", "iat", "nbf", "sub", "tid", "typ"]
 TIME_CLAIMS = ("exp", "iat", "nbf")
 UNAUTHORIZED = {"detail": "Could not validate credentials"}
 
+# The items the caller may see, and the page of them with its total (both queries end so).
+_PAGE = """matching AS (
+    SELECT i.id, i.tenant_id, i.owner_id, i.title, i.description, i.created_at, i.updated_at
+    FROM caller c, LATERAL (SELECT * FROM items i WHERE i.tenant_id = c.tenant_id) i
+)
+SELECT a.authorized, (SELECT count(*) FROM matching) AS total, p.*
+FROM (SELECT EXISTS (SELECT 1 FROM caller) AS authorized) a
+LEFT JOIN LATERAL (
+    SELECT * FROM matching ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
+) p ON true
+"""
 # The binding, the caller check, the page and the total in one statement. `bound` runs first:
 # `caller` is joined LATERALly to it, `matching` to `caller`. `caller` is empty unless the
 # token's user is active, in the token's tenant and visible under row-level security; the outer
 # row exists whatever the page holds, so an offset past the end still gets its total.
-BOUND_QUERY = """
+BOUND_QUERY = (
+    """
 WITH bound AS MATERIALIZED (
     SELECT set_config('app.tenant_id', CAST($2 AS uuid)::text, true) AS tenant
 ),
@@ -66,32 +78,19 @@ caller AS (
         WHERE u.id = $1 AND u.tenant_id = $2 AND u.is_active AND b.tenant IS NOT NULL
     ) u
 ),
-matching AS (
-    SELECT i.id, i.tenant_id, i.owner_id, i.title, i.description, i.created_at, i.updated_at
-    FROM caller c, LATERAL (SELECT * FROM items i WHERE i.tenant_id = c.tenant_id) i
-)
-SELECT a.authorized, (SELECT count(*) FROM matching) AS total, p.*
-FROM (SELECT EXISTS (SELECT 1 FROM caller) AS authorized) a
-LEFT JOIN LATERAL (
-    SELECT * FROM matching ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
-) p ON true
 """
+    + _PAGE
+)
 # The same without the binding, for CEILING_BINDING=transaction (the transaction binds).
-PAGE_QUERY = """
+PAGE_QUERY = (
+    """
 WITH caller AS (
     SELECT u.tenant_id FROM users u
     WHERE u.id = $1 AND u.tenant_id = $2 AND u.is_active
 ),
-matching AS (
-    SELECT i.id, i.tenant_id, i.owner_id, i.title, i.description, i.created_at, i.updated_at
-    FROM caller c, LATERAL (SELECT * FROM items i WHERE i.tenant_id = c.tenant_id) i
-)
-SELECT a.authorized, (SELECT count(*) FROM matching) AS total, p.*
-FROM (SELECT EXISTS (SELECT 1 FROM caller) AS authorized) a
-LEFT JOIN LATERAL (
-    SELECT * FROM matching ORDER BY created_at DESC, id LIMIT $3 OFFSET $4
-) p ON true
 """
+    + _PAGE
+)
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> Any:
