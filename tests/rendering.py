@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.locks import LOCKED_ON_FIRST_INSTALL
 from tools.processes import clean_env, free_port, run, start, stop
 from tools.template import DECLARED, check_answer_keys, run_cookiecutter
 
@@ -122,6 +123,14 @@ class Rendered:
 
 
 SKIPPED_PARTS = {".venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", "__pycache__"}
+
+
+def require_lock(rendered: Rendered) -> None:
+    """Skip a check that reads uv.lock on a Python floor the template holds no lock for
+    (tools/locks.py, LOCKED_ON_FIRST_INSTALL): such a render has none until its first install."""
+    if rendered.answers["python_version"] in LOCKED_ON_FIRST_INSTALL:
+        assert not (rendered.path / "uv.lock").exists()
+        pytest.skip("no committed lock for this Python floor: its first install locks it")
 
 
 def generated_files(project: Path) -> Iterator[Path]:

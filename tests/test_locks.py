@@ -10,7 +10,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.rendering import Rendered
+from tests.rendering import Rendered, require_lock
 from tools import locks
 from tools.processes import BIN_DIR, clean_env, run
 from tools.template import DECLARED, TEMPLATE_DIR, hook_answers, render_hook, run_cookiecutter
@@ -83,9 +83,7 @@ def test_every_variants_lock_is_fresh() -> None:
 
 
 def test_the_image_builds_with_the_locked_uv(rendered: Rendered) -> None:
-    if rendered.answers["python_version"] in locks.LOCKED_ON_FIRST_INSTALL:
-        assert not (rendered.path / "uv.lock").exists()
-        pytest.skip("no committed lock for this Python floor: its first install locks it")
+    require_lock(rendered)
     # The Dockerfile pins uv by itself (it runs before the lock is read): the same version.
     lock = tomllib.loads(rendered.read("uv.lock"))
     [uv] = [package["version"] for package in lock["package"] if package["name"] == "uv"]
