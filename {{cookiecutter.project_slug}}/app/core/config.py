@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # The owner, which runs migrations (`make db-setup`, `make migrate`); empty: DATABASE_URL.
     database_admin_url: str | None = None
     # PostgreSQL connections per process: what one worker runs at once (README, "Pool size").
-    database_pool_size: int = Field(default=10, ge=1, le=100)
+    database_pool_size: int = Field(default=20, ge=1, le=100)
     database_max_overflow: int = Field(default=0, ge=0, le=100)
 
     # Larger request bodies are refused with 413 before they are read into memory.
