@@ -12,7 +12,7 @@ The same work, request for request:
 - a page of `limit` items (newest first, then id) and the total, in the app's JSON shape.
 
 What it leaves out is what the comparison is about: the ORM, dependency injection, pydantic
-validation and serialisation, the pool's pre-ping and reset. Binding the tenant, the caller
+validation and serialisation, the pool's reset. Binding the tenant, the caller
 check, the page and its total are ONE SQL statement, one round trip: the statement's first CTE
 calls `set_config('app.tenant_id', $2, true)`, and every later step is joined LATERALly to the
 one before it, so PostgreSQL runs the binding first and evaluates the row-level security
