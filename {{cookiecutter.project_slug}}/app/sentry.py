@@ -36,7 +36,9 @@ from app.sentry_integration import (
     QueryRecorder,
     before_breadcrumb,
     before_send,
-    before_send_telemetry,
+    before_send_log,
+    before_send_metric,
+    before_send_span,
     before_send_transaction,
     decorate,
     report,
@@ -49,15 +51,17 @@ from app.sentry_integration import (
 from app.sentry_integration import SentryRequestContext as SentryRequestContext
 from app.sentry_integration import event_id_of as event_id_of
 from app.sentry_repeats import RepeatBudget
+from app.sentry_sdk_bridge import DATA_COLLECTION, unsupported_reason
+from app.sentry_sdk_bridge import current as current_generation
+from app.sentry_sdk_bridge import traces_sampler as decided_or
 
 try:
     import sentry_sdk
     from sentry_sdk.integrations.asyncpg import AsyncPGIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
-    from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+    from sentry_sdk.integrations.logging import ignore_logger
     from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
-    from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber
     from sentry_sdk.utils import BadDsn
 except ImportError:  # the dependency was removed: the app runs without error tracking
     sentry_sdk = None  # type: ignore[assignment]
@@ -88,6 +92,10 @@ class SentrySettings(BaseSettings):
     profiles_sample_rate: float = Field(default=0.0, ge=0, le=1)
     debug: bool = False
     send_user_email: bool = False  # e-mail is personal data: off unless opted in
+    # The app's log records at LOG_LEVEL as Sentry logs, with the tenant and user as
+    # attributes: off unless opted in (each record is an item to send, and a quota to use).
+    enable_logs: bool = False
+    enable_metrics: bool = True  # the metric helpers, and any sentry_sdk.metrics call
     shutdown_timeout: float = Field(default=2.0, gt=0, le=30)
 
     @field_validator("dsn")
@@ -157,8 +165,8 @@ def release_name(config: SentrySettings, directory: Path = PROJECT_ROOT) -> str:
 
 def _read(config: SentrySettings | None) -> tuple[SentrySettings | None, str | None]:
     """The settings to start with, or None and why Sentry stays off."""
-    if sentry_sdk is None:
-        return None, "sentry-sdk is not installed (pip install 'sentry-sdk[fastapi]')"
+    if (unsupported := unsupported_reason()) is not None:
+        return None, unsupported
     loaded = load_sentry_settings() if config is None else config
     if isinstance(loaded, list):
         return None, "; ".join(loaded)
@@ -167,18 +175,23 @@ def _read(config: SentrySettings | None) -> tuple[SentrySettings | None, str | N
     return loaded, None
 
 
-def _options(config: SentrySettings, environment: str) -> dict[str, Any]:
-    # The SDK's own list (and its PII list: IP and forwarding headers); every other secret
-    # word lives in app/sentry_scrubbing.py, whose pass runs after this one.
-    denylist = [*DEFAULT_DENYLIST, *([] if config.send_user_email else ["email"])]
+def _options(config: SentrySettings, settings: Settings) -> dict[str, Any]:
+    logs_level = logging.getLevelName(settings.log_level) if config.enable_logs else None
     return {
         "dsn": config.dsn.get_secret_value(),
-        "environment": config.environment.strip() or environment,
+        "environment": config.environment.strip() or settings.environment,
         "release": release_name(config),
         "debug": config.debug,
-        # send_default_pii is left unset, which means off (2.75 warns when it is set): no
-        # client IP, cookies or Authorization/Cookie headers are attached.
-        "integrations": [LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
+        # What the SDK collects by itself, named category by category (the same on 2.x and
+        # 3.x, whose defaults differ): no user data but the id we set, no cookies, bodies or
+        # frame locals. Every secret word and shape lives in app/sentry_scrubbing.py.
+        "data_collection": DATA_COLLECTION,
+        # The logging integration and the trace hook: where the generations differ.
+        **current_generation().options(
+            logs_level=logs_level,
+            before_send_transaction=before_send_transaction,
+            before_send_span=before_send_span,
+        ),
         # SentryRequestContext and QueryRecorder do their work, at a fraction of the cost.
         "disabled_integrations": [
             StarletteIntegration(),
@@ -186,20 +199,14 @@ def _options(config: SentrySettings, environment: str) -> dict[str, Any]:
             SqlalchemyIntegration(),
             AsyncPGIntegration(),  # every query is recorded once, through SQLAlchemy
         ],
-        "event_scrubber": EventScrubber(denylist=denylist, recursive=True),
-        # No frame locals: they hold raw request bodies, ASGI scopes and partials whose reprs
-        # carry passwords in no recognisable shape. Stack traces and source lines stay.
-        "include_local_variables": False,
         "before_send": before_send,
-        "before_send_transaction": before_send_transaction,
-        # sentry_sdk.metrics (on by default since 2.44) and sentry_sdk.logger (sent whatever
-        # enable_logs says) pass through these hooks alone, never through before_send.
-        "before_send_metric": before_send_telemetry,
-        "before_send_log": before_send_telemetry,
+        # Metrics and Sentry logs pass through these hooks alone, never through before_send.
+        "before_send_metric": before_send_metric,
+        "before_send_log": before_send_log,
         "before_breadcrumb": before_breadcrumb,
         # The SDK's default, named: the SQL breadcrumbs noted per request keep to it too.
         "max_breadcrumbs": MAX_BREADCRUMBS,
-        "traces_sampler": traces_sampler(config.traces_sample_rate),
+        "traces_sampler": decided_or(traces_sampler(config.traces_sample_rate)),
         # Continuous profiling, only while a sampled trace runs (the transaction-based
         # profiles_sample_rate is deprecated in sentry-sdk 2.x).
         "profile_session_sample_rate": config.profiles_sample_rate,
@@ -235,7 +242,7 @@ def init_sentry(settings: Settings, config: SentrySettings | None = None) -> boo
     options: dict[str, Any] = {}
     if config is not None:
         try:
-            options = _options(config, settings.environment)
+            options = _options(config, settings)
             ignore_logger(logger.name)  # our own warnings must not become events
             # "Exception in ASGI application": every exception uvicorn logs there went through
             # the middleware, which reported it; building the same event twice cost a third
@@ -258,6 +265,9 @@ def init_sentry(settings: Settings, config: SentrySettings | None = None) -> boo
     state.traces_sample_rate = config.traces_sample_rate
     state.repeats = RepeatBudget()  # each start with a full budget
     state.shutdown_timeout = config.shutdown_timeout
+    state.generation = current_generation()
+    state.logs_enabled = config.enable_logs
+    state.metrics_enabled = config.enable_metrics
     threading.Thread(
         target=_warn_if_unreachable,
         args=(config.dsn.get_secret_value(), config.shutdown_timeout),
@@ -313,6 +323,10 @@ def set_user_context(user_id: object, tenant_id: object, email: str | None = Non
     scope.set_user(user)
     scope.set_tag("tenant_id", told[2])
     scope.set_context("tenant", {"id": told[2]})
+    # On every log, metric and (3.x) span of the request: the SDK adds no user attribute
+    # itself (data_collection's user_info is off), so the id is named here, like the tenant.
+    scope.set_attribute("user.id", told[1])
+    scope.set_attribute("tenant_id", told[2])
 
 
 def capture_exception(

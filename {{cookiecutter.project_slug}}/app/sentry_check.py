@@ -64,7 +64,7 @@ def check(settings: Settings, config: SentrySettings | None = None) -> int:
     except BadDsn:
         print("error: SENTRY_DSN is not a valid DSN", file=sys.stderr)
         return 2
-    options = _options(config, settings.environment)
+    options = _options(config, settings)
     options |= {"integrations": [], "default_integrations": False}
     transport = _synchronous_transport(options, timeout=config.shutdown_timeout)
     sentry_sdk.init(**options, transport=transport)

@@ -23,12 +23,11 @@ from sqlalchemy.engine import Engine
 
 from app.sentry_repeats import RepeatBudget, error_kind
 from app.sentry_sampling import QUIET_PATHS, caller_sampled, is_noise, quiet_request, sample_rate
-from app.sentry_scrubbing import Event, scrub_baggage, scrub_event
+from app.sentry_scrubbing import FILTERED, Event, scrub_baggage, scrub_event
+from app.sentry_sdk_bridge import Generation, RequestTrace
 
 try:
     import sentry_sdk
-    from sentry_sdk.tracing import Span
-    from sentry_sdk.tracing_utils import record_sql_queries
 except ImportError:  # app/sentry.py says so at start-up, and everything here stays idle
     sentry_sdk = None  # type: ignore[assignment]
 
@@ -44,6 +43,10 @@ class State:
     traces_sample_rate: float = 0.0
     shutdown_timeout: float = 2.0
     repeats: RepeatBudget = field(default_factory=RepeatBudget)
+    # The installed SDK's generation (app/sentry_sdk_bridge.py): how a trace is started.
+    generation: Generation = field(default_factory=Generation)
+    logs_enabled: bool = False  # SENTRY_ENABLE_LOGS: otherwise no log item is ever sent
+    metrics_enabled: bool = True  # SENTRY_ENABLE_METRICS
 
 
 state = State()
@@ -114,22 +117,25 @@ class SentryRequestContext:
         body = BodyTap(receive) if scope["method"] in _METHODS_WITH_BODIES else None
         with sentry_sdk.isolation_scope() as isolation:
             isolation.clear_breadcrumbs()  # this request's own, not start-up's or others'
-            transaction = _sampled_transaction(scope)
+            sampled = _sampled(scope)
             # Unsampled, the request's statements are only noted; they become breadcrumbs if
-            # an event is sent (a sampled request records the SDK's spans, breadcrumbs too).
-            queries = None if transaction is not None else QueryLog()
+            # an event is sent (a sampled request records spans, and breadcrumbs too).
+            queries = None if sampled else QueryLog()
             isolation.add_event_processor(request_processor(scope, body, queries))
             noted = request_queries.set(queries)
             receive = body.receive if body else receive
             try:
-                if transaction is None:
+                if not sampled:
                     await self.app(scope, receive, send)
                     return
-                with sentry_sdk.start_transaction(transaction):
+                with state.generation.request_trace(
+                    _trace_headers(scope), scope["path"], scope["method"]
+                ) as trace:
                     try:
-                        await self.app(scope, receive, _recording(send))
+                        await self.app(scope, receive, _recording(send, trace))
                     finally:  # a route that raised is named by its endpoint too
-                        transaction.name = _endpoint_name(scope) or transaction.name
+                        if name := _endpoint_name(scope):
+                            trace.rename(name)
             except Exception as exc:
                 # The one capture point of an unhandled error; the 500 handler (outside this
                 # middleware) answers with its event id.
@@ -191,22 +197,12 @@ class BodyTap:
 _sampling = random.Random()  # noqa: S311 - sampling, not cryptography
 
 
-def _sampled_transaction(scope: dict[str, Any]) -> Any:
-    """A transaction for the share of requests the sampling table samples, else None:
-    deciding first spares unsampled requests the cost of an unsampled transaction."""
+def _sampled(scope: dict[str, Any]) -> bool:
+    """Whether the request is in the share the sampling table traces: deciding first spares
+    unsampled requests the cost of an unsampled transaction or span."""
     parent = lambda: caller_sampled(scope["headers"])  # noqa: E731 - read only if needed
     rate = sample_rate(scope["path"], state.traces_sample_rate, parent, scope["method"])
-    if rate <= 0 or _sampling.random() >= rate:
-        return None
-    transaction = sentry_sdk.continue_trace(
-        _trace_headers(scope),
-        op="http.server",
-        name=scope["path"],
-        source="url",
-        origin="auto.http.asgi",
-    )
-    transaction.sampled = True
-    return transaction
+    return rate > 0 and _sampling.random() < rate
 
 
 def _trace_headers(scope: dict[str, Any]) -> dict[str, str]:
@@ -222,12 +218,12 @@ def _trace_headers(scope: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
-def _recording(send: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+def _recording(
+    send: Callable[[dict[str, Any]], Any], trace: RequestTrace
+) -> Callable[[dict[str, Any]], Any]:
     async def recording_send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            span = sentry_sdk.get_current_span()
-            if span is not None:
-                span.set_http_status(message["status"])
+            trace.set_http_status(message["status"])
         await send(message)
 
     return recording_send
@@ -333,7 +329,7 @@ class QueryRecorder:
     """SQL breadcrumbs and spans, in place of the SDK's SQLAlchemy integration, which opens a
     span (ids, timestamps, connection data) for every query even when no transaction is
     sampled, only to throw it away. Here an unsampled request notes its statements in its
-    QueryLog, a sampled one gets the SDK's own span (and breadcrumb), and a probe nothing."""
+    QueryLog, a sampled one a span and a breadcrumb, and a probe nothing."""
 
     _CONTEXT_KEY = "_sentry_query"
 
@@ -353,22 +349,16 @@ class QueryRecorder:
             return
         if not state.enabled or quiet_request.get() is not None:
             return
-        if sentry_sdk.get_current_span() is None:
-            # Outside any request (start-up, a background task): a breadcrumb right away. The
-            # statement only, as the SDK records it: its parameters are never sent.
-            data = {"db.executemany": True} if many else {}
-            sentry_sdk.add_breadcrumb(message=statement, category="query", data=data)
-            return
-        # Inside a sampled transaction: the SDK's span, which adds the breadcrumb too.
-        recorder = record_sql_queries(
-            cursor, statement, None, None, many, span_origin="auto.db.sqlalchemy"
-        )
-        span = recorder.__enter__()
-        if isinstance(span, Span):  # not the experimental streamed spans, which we leave off
-            span.set_data("db.system", conn.dialect.name)
-            if database := conn.engine.url.database:
-                span.set_data("db.name", database)
-        setattr(context, cls._CONTEXT_KEY, (recorder, span))
+        # The statement only, as the SDK records it: its parameters are never sent.
+        data: dict[str, Any] = {"db.executemany": True} if many else {}
+        sentry_sdk.add_breadcrumb(message=statement, category="query", data=data)
+        if not state.generation.is_sampled(sentry_sdk.get_current_span()):
+            return  # outside any sampled request (start-up, a background task)
+        data["db.system"] = conn.dialect.name
+        if database := conn.engine.url.database:
+            data["db.name"] = database
+        recorder = state.generation.span("db", statement, data, origin="auto.db.sqlalchemy")
+        setattr(context, cls._CONTEXT_KEY, (recorder, recorder.__enter__()))
 
     @classmethod
     def after(
@@ -388,7 +378,7 @@ class QueryRecorder:
         setattr(context, cls._CONTEXT_KEY, None)
         recorder, span = recording
         if failed:
-            span.set_status("internal_error")
+            state.generation.set_failed(span)
         recorder.__exit__(None, None, None)
 
 
@@ -415,9 +405,28 @@ def before_send_transaction(event: Event, hint: dict[str, Any]) -> Event | None:
     return _scrubbed_or_dropped(event)
 
 
+def before_send_span(span: Any, hint: dict[str, Any]) -> Any:
+    """sentry-sdk 3's streamed spans: their name and attributes, by the same rules. A span
+    cannot be dropped here (the SDK then sends it as it was), so one that could not be
+    scrubbed leaves with neither."""
+    return _scrubbed_or_dropped(span) or {**span, "name": FILTERED, "attributes": {}}
+
+
 def before_send_telemetry(item: Any, hint: dict[str, Any]) -> Any:
     """A metric or a Sentry log: attributes and text, scrubbed by the same rules."""
     return _scrubbed_or_dropped(item)
+
+
+def before_send_log(log: Any, hint: dict[str, Any]) -> Any:
+    """Sentry logs (the logging integration, sentry_sdk.logger), only when SENTRY_ENABLE_LOGS
+    is on: 3.x has no switch of its own, and 2.x's covers the logging integration alone."""
+    return before_send_telemetry(log, hint) if state.logs_enabled else None
+
+
+def before_send_metric(metric: Any, hint: dict[str, Any]) -> Any:
+    """sentry_sdk.metrics, ours (app/sentry.py) and any other caller's: off with
+    SENTRY_ENABLE_METRICS=false (2.x's enable_metrics no longer does anything)."""
+    return before_send_telemetry(metric, hint) if state.metrics_enabled else None
 
 
 def before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:

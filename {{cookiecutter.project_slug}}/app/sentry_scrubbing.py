@@ -1,10 +1,11 @@
 """What may not leave the process, as rules: the words that make a key secret, the shapes that
 give a secret away inside any text, and the pass that applies them to a serialised Sentry event.
 
-The SDK's EventScrubber runs first (exact key names, recursively); scrub_event runs after it on
-the serialised event and reaches what it does not: any key that *contains* a sensitive word,
-query strings, messages, exception values, tags, contexts, and secrets that show themselves by
-their shape (bearer tokens, JWTs, card numbers, e-mail and IP addresses, URL credentials).
+scrub_event runs on every serialised event, log, metric and span, whichever SDK generation
+sent it: any key that *contains* a sensitive word (or is one of the SDK's exact names), query
+strings, messages, exception values, tags, contexts, attributes, and secrets that show
+themselves by their shape (bearer tokens, JWTs, card numbers, e-mail and IP addresses, URL
+credentials).
 
 Standard library only, so the rules are read and tested without the SDK;
 app/sentry_integration.py applies them. docs/adr/0002-optional-sentry.md lists every place of
@@ -29,9 +30,18 @@ _SENSITIVE_WORDS = (
     *("card_number", "credit_card", "cc_number", "cvv", "cvc", "iban", "totp", "mfa", "pin_code"),
 )
 _SENSITIVE_WORD = "|".join(word.replace("_", r"[\s_.\-]?") for word in _SENSITIVE_WORDS)
+# Keys that name personal data or a session exactly: the SDK's own denylists (2.x applied them
+# before our pass; 3.x has none), and e-mail, which only the user's own field may carry, and
+# only when the operator opts in (scrub_event).
+_EXACT_KEYS = (
+    *("email", "ipaddress", "remoteaddr", "xforwardedfor", "xrealip"),
+    *("connectsid", "phpsessid", "symfony"),
+)
 # A key is sensitive when, lower-cased and without separators, it contains one of the words
-# or is one of a few names too short to look for inside others.
-_SENSITIVE_KEY = re.compile(rf"{_SENSITIVE_WORD}|^pass$|^otp|otp$|^pin$")
+# or is one of a few names too short to look for inside others, or one of the exact keys.
+_SENSITIVE_KEY = re.compile(
+    rf"{_SENSITIVE_WORD}|^pass$|^otp|otp$|^pin$|^(?:{'|'.join(_EXACT_KEYS)})$"
+)
 _KEY_SEPARATORS = re.compile(r"[\s_.\-]")
 
 # key=value or key: value inside free text (query strings, reprs, log messages, JSON text).
@@ -285,7 +295,7 @@ _DSC = "dynamic_sampling_context"
 
 
 def scrub_event(event: Event, *, keep_user_email: bool = False) -> Event:
-    """Our pass over a serialised event (the SDK's EventScrubber has already run)."""
+    """Our pass over a serialised event, log, metric or span."""
     logentry = event.get("logentry")
     if isinstance(logentry, dict):
         # A log record's arguments, sent beside its formatted message: the secret that

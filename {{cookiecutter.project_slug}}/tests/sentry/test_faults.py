@@ -179,7 +179,7 @@ CASES = [
     pytest.param(Case(f"Sentry is off: {MUST_LOOK_LIKE_A_DSN}", dsn="not a dsn"), id="bad-dsn"),
     pytest.param(
         Case(
-            "Sentry is off: sentry-sdk is not installed (pip install 'sentry-sdk[fastapi]')",
+            "Sentry is off: sentry-sdk is not installed (uv add 'sentry-sdk[fastapi]')",
             dsn="http://key@127.0.0.1:9/1",  # valid: only the missing SDK keeps Sentry off
             without_sdk=True,
         ),

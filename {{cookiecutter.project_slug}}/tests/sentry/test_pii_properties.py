@@ -724,7 +724,7 @@ async def reporting(
 ) -> AsyncIterator[AsyncClient]:
     # Between 0 and 1, the caller's sampling decision wins: `traced` scenarios send their
     # transaction, the others none.
-    sentry_env(monkeypatch, dsn=receiver.dsn, traces_sample_rate=0.5)
+    sentry_env(monkeypatch, dsn=receiver.dsn, traces_sample_rate=0.5, enable_logs="true")
     async with running(
         leaky_app(settings, upstream), client_address=("198.51.100.99", 4444)
     ) as http:
