@@ -133,6 +133,9 @@ class SentryRequestContext:
                 ) as trace:
                     try:
                         await self.app(scope, receive, _recording(send, trace))
+                    except Exception:
+                        trace.set_http_status(500)  # what the error handler outside answers
+                        raise
                     finally:  # a route that raised is named by its endpoint too
                         if name := _endpoint_name(scope):
                             trace.rename(name)

@@ -128,6 +128,9 @@ class Generation:
         return bool(span is not None and span.sampled)
 
 
+_ENVELOPE_POST = re.compile(r"POST \S+/api/\d+/envelope/?")
+
+
 class StreamingGeneration(Generation):
     """sentry-sdk 3: spans are streamed as they end; their data are attributes."""
 
@@ -145,6 +148,9 @@ class StreamingGeneration(Generation):
                 )
             ],
             "before_send_span": before_send_span,
+            # The SDK's own deliveries: 3.0.0b2 traces them (its stdlib integration) as
+            # children of the request whose scope its sending thread was started in.
+            "ignore_spans": [_ENVELOPE_POST],
         }
 
     @contextmanager

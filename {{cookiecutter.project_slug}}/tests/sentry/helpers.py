@@ -106,10 +106,124 @@ def with_a_logging_probe(app: FastAPI) -> FastAPI:
 
 def settle(receiver: "EnvelopeReceiver") -> None:
     """Wait until everything sent so far has arrived: the SDK sends in order from one queue,
-    so once a marker sent last is in, every earlier event is too."""
+    so once a marker sent last is in, every earlier event is too. Spans, logs and metrics wait
+    in the SDK's batchers first (3.x streams spans through one): flushed into the queue before
+    the marker."""
+    import sentry_sdk  # here: one test runs these helpers without the SDK
+
+    sentry_sdk.flush(timeout=5)
     marker = f"marker {uuid.uuid4()}"
     sentry.capture_message(marker)
     receiver.wait_for_event(lambda event: _message(event) == marker)
+
+
+@dataclass(frozen=True)
+class TracedSpan:
+    """One span of a trace, read the same from either SDK generation."""
+
+    op: str
+    description: str
+    data: dict[str, Any]
+    origin: str
+    status: str
+    span_id: str
+    parent_span_id: str | None
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A request's trace as it arrived: sentry-sdk 2.x sends one transaction event with its
+    spans inside; 3.x streams spans in `span` items, the request's own (the segment) with
+    `is_segment` set. Tests read both through this, so their assertions do not depend on the
+    generation installed."""
+
+    name: str
+    op: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    http_status: int | None
+    failed: bool  # the request raised (2.x: internal_error; 3.x: error)
+    data: dict[str, Any]
+    spans: list[TracedSpan]
+
+
+def traces(receiver: "EnvelopeReceiver") -> list[Trace]:
+    """Every trace that arrived, oldest first (call settle() first)."""
+    found = [_from_transaction(transaction) for transaction in receiver.transactions]
+    streamed = [span for item in receiver.items("span") for span in item.get("items") or []]
+    for segment in (span for span in streamed if span.get("is_segment")):
+        children = [
+            span
+            for span in streamed
+            if not span.get("is_segment")
+            and _value((span.get("attributes") or {}).get("sentry.segment.id"))
+            == segment["span_id"]
+        ]
+        found.append(_from_segment(segment, children))
+    return found
+
+
+def _from_transaction(transaction: dict[str, Any]) -> Trace:
+    context = transaction["contexts"]["trace"]
+    data = context.get("data") or {}
+    return Trace(
+        name=transaction["transaction"],
+        op=context.get("op", ""),
+        trace_id=context["trace_id"],
+        span_id=context["span_id"],
+        parent_span_id=context.get("parent_span_id"),
+        http_status=data.get("http.response.status_code"),
+        failed=context.get("status") == "internal_error",
+        data=data,
+        spans=[
+            TracedSpan(
+                op=span.get("op", ""),
+                description=span.get("description", ""),
+                data=span.get("data") or {},
+                origin=span.get("origin", ""),
+                status=span.get("status", "ok"),
+                span_id=span["span_id"],
+                parent_span_id=span.get("parent_span_id"),
+            )
+            for span in transaction.get("spans") or []
+        ],
+    )
+
+
+def _from_segment(segment: dict[str, Any], children: list[dict[str, Any]]) -> Trace:
+    attributes = segment.get("attributes") or {}
+    return Trace(
+        name=segment["name"],
+        op=_value(attributes.get("sentry.op")) or "",
+        trace_id=segment["trace_id"],
+        span_id=segment["span_id"],
+        parent_span_id=segment.get("parent_span_id"),
+        http_status=_value(attributes.get("http.response.status_code")),
+        failed=segment.get("status") == "error",
+        data={key: _value(value) for key, value in attributes.items()},
+        spans=[
+            TracedSpan(
+                op=_value((span.get("attributes") or {}).get("sentry.op")) or "",
+                description=span["name"],
+                data={
+                    key: _value(value) for key, value in (span.get("attributes") or {}).items()
+                },
+                origin=_value((span.get("attributes") or {}).get("sentry.origin")) or "",
+                status=span.get("status", "ok"),
+                span_id=span["span_id"],
+                parent_span_id=span.get("parent_span_id"),
+            )
+            for span in sorted(children, key=lambda span: span.get("start_timestamp", 0))
+        ],
+    )
+
+
+def _value(attribute: Any) -> Any:
+    """A streamed span's attribute as sent ({"type": ..., "value": ...}), or a plain value."""
+    if isinstance(attribute, dict) and "value" in attribute:
+        return attribute["value"]
+    return attribute
 
 
 def _message(event: dict[str, Any]) -> str:

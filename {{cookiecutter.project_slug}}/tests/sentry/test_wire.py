@@ -26,6 +26,7 @@ from tests.sentry.helpers import (
     real_events,
     sentry_env,
     settle,
+    traces,
     unused_port,
     with_a_logging_probe,
 )
@@ -238,8 +239,10 @@ async def test_probe_traffic_sends_no_transaction_and_no_breadcrumb(
     )
     assert event["breadcrumbs"]["values"] == []
     assert event["request"]["url"] == "http://testserver/health"  # a probe's event says so
-    names = [transaction["transaction"] for transaction in receiver.transactions]
-    assert names == ["app.api.routes.items.list_items"]
+    assert [trace.name for trace in traces(receiver)] == ["app.api.routes.items.list_items"]
+
+
+CALLER_TRACE, CALLER_SPAN = "771a43a4192642f0b136d5159a501700", "b3e5d7e3d1f2a4c6"
 
 
 async def test_traces_follow_the_sampling_table(
@@ -251,14 +254,23 @@ async def test_traces_follow_the_sampling_table(
     async with running(app) as http:
         await http.get("/health")
         await http.get("/api/v1/items", headers=owner.headers)
+        # The caller did not sample its trace; the table's 1 for logins wins, and the caller's
+        # trace is continued.
         login = await http.post(
-            "/api/v1/auth/token", data={"username": owner.email, "password": "wrong password"}
+            "/api/v1/auth/token",
+            data={"username": owner.email, "password": "wrong password"},
+            headers={"sentry-trace": f"{CALLER_TRACE}-{CALLER_SPAN}-0"},
         )
         assert login.status_code == 401
         settle(receiver)
-    [transaction] = receiver.transactions
-    assert transaction["transaction"] == "app.api.routes.auth.login"
-    assert transaction["contexts"]["trace"]["status"] == "unauthenticated"
+    [trace] = traces(receiver)
+    assert (trace.trace_id, trace.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
+    assert (trace.name, trace.op, trace.http_status) == (
+        "app.api.routes.auth.login",
+        "http.server",
+        401,
+    )
+    assert not trace.failed
 
 
 def _is_query(statement: str | None) -> bool:
@@ -273,20 +285,24 @@ async def test_a_failing_request_is_traced_under_its_endpoint(
         answer = await http.get("/test/boom", headers=owner.headers)
         assert answer.status_code == 500
         settle(receiver)
-    [transaction] = receiver.transactions
-    assert transaction["transaction"] == "tests.sentry.helpers.failing_app.<locals>.boom"
-    assert transaction["contexts"]["trace"]["status"] == "internal_error"
+    [trace] = traces(receiver)
+    assert trace.name == "tests.sentry.helpers.failing_app.<locals>.boom"
+    assert (trace.http_status, trace.failed) == (500, True)
     # The signed-in user was looked up: one SQL span, with the database named. (On PostgreSQL
     # a span before it binds the connection to the tenant: app/db/tenancy.py.)
-    [query] = [span for span in transaction["spans"] if _is_query(span.get("description"))]
-    assert query["description"].startswith("SELECT users.")
-    assert query["data"]["db.system"] == settings.database_url.split("+")[0].split(":")[0]
-    assert query["origin"] == "auto.db.sqlalchemy"
+    [query] = [span for span in trace.spans if _is_query(span.description)]
+    assert query.description.startswith("SELECT users.")
+    assert (query.op, query.origin, query.parent_span_id) == (
+        "db",
+        "auto.db.sqlalchemy",
+        trace.span_id,
+    )
+    assert query.data["db.system"] == settings.database_url.split("+")[0].split(":")[0]
     # The error event carries the same query as a breadcrumb, and nothing from before.
     event = receiver.wait_for_event(lambda e: e["event_id"] == answer.json()["event_id"])
     crumbs = [crumb for crumb in event["breadcrumbs"]["values"] if _is_query(crumb["message"])]
     assert [crumb["category"] for crumb in crumbs] == ["query"]
-    assert crumbs[0]["message"] == query["description"]
+    assert crumbs[0]["message"] == query.description
 
 
 async def test_an_untraced_request_records_its_queries_as_breadcrumbs_only(
@@ -299,7 +315,7 @@ async def test_an_untraced_request_records_its_queries_as_breadcrumbs_only(
     assert crumb["message"].startswith("SELECT users.")
     assert str(owner.user_id) not in str(crumb)  # the statement, never its parameters
     settle(receiver)
-    traced = [transaction["transaction"] for transaction in receiver.transactions]
+    traced = [trace.name for trace in traces(receiver)]
     assert not [name for name in traced if name.endswith(".boom")]  # sign-up's and login's only
 
 

@@ -323,8 +323,11 @@ _NOT_JSON = (ValueError, TypeError)
 
 
 def _payload(item: Any) -> object:
+    """The item's JSON. The SDK parses only items typed application/json; containers of logs,
+    metrics and (3.x) spans are typed application/vnd.sentry.items.*+json, JSON too."""
     try:
-        return item.payload.json
+        parsed = item.payload.json
+        return parsed if parsed is not None else json.loads(item.payload.get_bytes())
     except _NOT_JSON:
         return None
 
