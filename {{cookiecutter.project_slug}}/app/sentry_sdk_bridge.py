@@ -39,7 +39,11 @@ def installed_version() -> str | None:
 
 def unsupported_reason() -> str | None:
     """Why the installed SDK cannot be used (naming it), or None when it can."""
-    version = installed_version()
+    return problem_with(installed_version())
+
+
+def problem_with(version: str | None) -> str | None:
+    """Why this SDK version (None: not installed) cannot be used, or None when it can."""
     if version is None:
         return "sentry-sdk is not installed (uv add 'sentry-sdk[fastapi]')"
     major_minor = _major_minor(version)

@@ -30,7 +30,7 @@ from tests.support.databases import (
     runtime_url,
     sqlite_url,
 )
-from tests.support.helpers import Account, empty_database, sign_up
+from tests.support.helpers import Account, CallerClient, empty_database, sign_up
 
 # Property tests run a small profile on every `make test` and >= 1,000 examples each under
 # `make test-long` (HYPOTHESIS_PROFILE=long). No deadline: an example is a real HTTP exchange
@@ -126,7 +126,7 @@ async def _empty_tables(admin_engine: AsyncEngine) -> AsyncIterator[None]:
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
     # The app's lifespan already runs (session-wide); raise_app_exceptions=False as in running().
     transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with CallerClient(transport=transport, base_url="http://testserver") as http:
         yield http
 
 

@@ -206,9 +206,7 @@ def _from_segment(segment: dict[str, Any], children: list[dict[str, Any]]) -> Tr
             TracedSpan(
                 op=_value((span.get("attributes") or {}).get("sentry.op")) or "",
                 description=span["name"],
-                data={
-                    key: _value(value) for key, value in (span.get("attributes") or {}).items()
-                },
+                data={key: _value(value) for key, value in (span.get("attributes") or {}).items()},
                 origin=_value((span.get("attributes") or {}).get("sentry.origin")) or "",
                 status=span.get("status", "ok"),
                 span_id=span["span_id"],

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app import sentry_integration
+from app import sentry_integration, sentry_sdk_bridge
 from app.core.config import Settings, SettingsError, load_settings
 from tests.sentry.helpers import SentryLog, capturing_sentry_log, failing_app, sentry_env
 from tests.support.helpers import Account, running
@@ -76,3 +76,26 @@ def test_a_bad_sentry_setting_does_not_hide_other_bad_settings(
         load_settings(secret_key="short")
     assert "SECRET_KEY" in str(raised.value)
     assert "SENTRY" not in str(raised.value)
+
+
+SUPPORTED_TOO = "this app supports 2.75 or later, or 3.x"
+
+
+@pytest.mark.parametrize(
+    ("version", "problem"),
+    [
+        ("2.75.0", None),
+        ("2.80.1", None),
+        ("3.0.0b2", None),
+        ("3.4.0", None),
+        (None, "sentry-sdk is not installed (uv add 'sentry-sdk[fastapi]')"),
+        ("1.45.1", f"sentry-sdk 1.45.1 is not supported ({SUPPORTED_TOO})"),
+        ("2.44.0", f"sentry-sdk 2.44.0 is not supported ({SUPPORTED_TOO})"),
+        ("4.0.0a1", f"sentry-sdk 4.0.0a1 is not supported ({SUPPORTED_TOO})"),
+        ("dev", f"sentry-sdk dev is not supported ({SUPPORTED_TOO})"),
+    ],
+)
+def test_an_sdk_out_of_range_is_named_in_the_reason(version: str | None, problem: str) -> None:
+    # Not installed is said only when it is not; a real 2.44 SDK saying so, through the app's
+    # start-up log, is proven by the template's tests (tests/test_sentry_sdk3.py).
+    assert sentry_sdk_bridge.problem_with(version) == problem

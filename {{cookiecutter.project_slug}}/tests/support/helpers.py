@@ -16,6 +16,15 @@ PASSWORD = "correct horse battery staple"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+class CallerClient(AsyncClient):
+    """A client that stands for a caller in another process: it sends what the test gives it
+    and nothing more. Its `send` is httpx's own, taken at import, before anything in this
+    process instruments httpx (a tracing integration patches AsyncClient.send to add the
+    process's own trace headers to every request, over the ones a test sets)."""
+
+    send = AsyncClient.send
+
+
 @asynccontextmanager
 async def running(
     app: FastAPI, client_address: tuple[str, int] = ("127.0.0.1", 123)
@@ -24,7 +33,7 @@ async def running(
     (raise_app_exceptions=False: a 500 is a response, not an exception in the test)."""
     async with app.router.lifespan_context(app):
         transport = ASGITransport(app=app, raise_app_exceptions=False, client=client_address)
-        async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with CallerClient(transport=transport, base_url="http://testserver") as http:
             yield http
 
 
