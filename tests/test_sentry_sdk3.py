@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rendering import SENTRY, Renders, copy_of
+from tests.rendering import SENTRY, Renders, copy_of, make_server
 from tools.processes import clean_env, run
 
 SENTRY_SDK_3 = "3.0.0b2"
@@ -17,17 +17,25 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def on_sdk3(renders: Renders, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the "yes" render, installed, with sentry-sdk 3 in place of the locked 2.x."""
+# Older than the oldest the app supports (2.75): what a hand-edited lock could bring.
+UNSUPPORTED_SDK = "2.44.0"
+
+
+def _installed_with(renders: Renders, directory: Path, version: str) -> Path:
+    """A copy of the "yes" render, installed from its lock, then `version` of sentry-sdk over
+    the locked one (`make` does not reinstall: its stamp is newer than the lock)."""
     rendered = renders.render(SENTRY)
-    project = copy_of(rendered, tmp_path_factory.mktemp("sdk3") / rendered.path.name)
+    project = copy_of(rendered, directory / rendered.path.name)
     run(["make", "install"], cwd=project, timeout=1200)
     uv, python = project / ".venv/bin/uv", project / ".venv/bin/python"
-    requirement = f"sentry-sdk[fastapi]=={SENTRY_SDK_3}"
     install = ["pip", "install", "--quiet", "--python", str(python), "--prerelease", "allow"]
-    run([str(uv), *install, requirement], cwd=project, timeout=600)
+    run([str(uv), *install, f"sentry-sdk[fastapi]=={version}"], cwd=project, timeout=600)
     return project
+
+
+@pytest.fixture(scope="module")
+def on_sdk3(renders: Renders, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _installed_with(renders, tmp_path_factory.mktemp("sdk3"), SENTRY_SDK_3)
 
 
 def _python(project: Path, code: str) -> str:
@@ -68,3 +76,17 @@ def test_the_sentry_suite_passes_on_sdk3(on_sdk3: Path, backend: str) -> None:
 def test_the_readme_names_the_sdk3_release_proven() -> None:
     readme = (TEMPLATE_ROOT / "README.md").read_text(encoding="utf-8")
     assert f"sentry-sdk {SENTRY_SDK_3}" in readme
+
+
+@pytest.mark.slow
+def test_an_unsupported_sdk_leaves_sentry_off_naming_its_version(
+    renders: Renders, tmp_path: Path
+) -> None:
+    project = _installed_with(renders, tmp_path, UNSUPPORTED_SDK)
+    assert _python(project, "import sentry_sdk; print(sentry_sdk.VERSION)") == UNSUPPORTED_SDK
+    with make_server(project, "run", SENTRY_DSN="http://key@127.0.0.1:9/1") as (_port, output):
+        pass  # make_server has seen /health answer 200
+    said = [line for line in output if "Sentry is" in line]
+    reason = f"sentry-sdk {UNSUPPORTED_SDK} is not supported (this app supports 2.75 or later"
+    assert len(said) == 1, output
+    assert f"Sentry is off: {reason}" in said[0]
