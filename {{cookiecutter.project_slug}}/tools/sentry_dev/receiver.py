@@ -195,6 +195,11 @@ class EnvelopeReceiver:
         return self.items("transaction")
 
     @property
+    def logs(self) -> list[Event]:
+        """Every Sentry log, one by one (a "log" item carries a batch: {"items": [...]})."""
+        return [log for batch in self.items("log") for log in batch.get("items") or []]
+
+    @property
     def raw(self) -> bytes:
         """Every byte received (decompressed), to search for values that must not be there."""
         with self._arrived:
@@ -222,6 +227,13 @@ class EnvelopeReceiver:
 
     def wait_for_event(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
         return self.wait_for("event", predicate, timeout)
+
+    def wait_for_log(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
+        """The first Sentry log matching `predicate`, from whichever batch carried it."""
+        batch = self.wait_for(
+            "log", lambda batch: any(predicate(log) for log in batch.get("items") or []), timeout
+        )
+        return next(log for log in batch["items"] if predicate(log))
 
     # -- the HTTP side ---------------------------------------------------------------------
 
@@ -323,8 +335,12 @@ _NOT_JSON = (ValueError, TypeError)
 
 
 def _payload(item: Any) -> object:
-    try:
+    """The item's JSON. The SDK's Envelope parses only events and transactions; every other
+    item (log, trace_metric, span, client_report) arrives as bytes and is parsed here."""
+    if item.payload.json is not None:
         return item.payload.json
+    try:
+        return json.loads(item.payload.get_bytes())
     except _NOT_JSON:
         return None
 
