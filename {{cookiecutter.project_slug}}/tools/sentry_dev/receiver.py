@@ -335,12 +335,11 @@ _NOT_JSON = (ValueError, TypeError)
 
 
 def _payload(item: Any) -> object:
-    """The item's JSON. The SDK's Envelope parses only events and transactions; every other
-    item (log, trace_metric, span, client_report) arrives as bytes and is parsed here."""
-    if item.payload.json is not None:
-        return item.payload.json
+    """The item's JSON. The SDK parses only items typed application/json; containers of logs,
+    metrics and (3.x) spans are typed application/vnd.sentry.items.*+json, JSON too."""
     try:
-        return json.loads(item.payload.get_bytes())
+        parsed = item.payload.json
+        return parsed if parsed is not None else json.loads(item.payload.get_bytes())
     except _NOT_JSON:
         return None
 
