@@ -37,7 +37,7 @@ from typing import Any
 
 from sentry_sdk.envelope import Envelope
 
-from tools.sentry_dev.view import describe
+from tools.sentry_dev.view import describe, segments
 
 ENVELOPE_PATH = re.compile(r"/api/(?P<project>\d+)/envelope/?")
 PUBLIC_KEY = "testkey"
@@ -407,9 +407,13 @@ def main(argv: list[str]) -> int:
             # A second signal while the receiver closes ends the process at once.
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            # 3.x sends no transaction: each request's segment span stands for one.
+            traced = len(receiver.transactions) + sum(
+                len(segments(payload)) for payload in receiver.items("span")
+            )
             print(
-                f"received {len(receiver.events)} events, "
-                f"{len(receiver.transactions)} transactions",
+                f"received {len(receiver.events)} events, {traced} transactions, "
+                f"{len(receiver.logs)} logs",
                 flush=True,
             )
     return 0
