@@ -59,7 +59,6 @@ try:
     import sentry_sdk
     from sentry_sdk.integrations.asyncpg import AsyncPGIntegration
     from sentry_sdk.integrations.fastapi import FastApiIntegration
-    from sentry_sdk.integrations.logging import ignore_logger
     from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
     from sentry_sdk.utils import BadDsn
@@ -243,14 +242,18 @@ def init_sentry(settings: Settings, config: SentrySettings | None = None) -> boo
     if config is not None:
         try:
             options = _options(config, settings)
-            ignore_logger(logger.name)  # our own warnings must not become events
+            # Neither events, breadcrumbs nor Sentry logs (app/sentry_sdk_bridge.py names the
+            # lists, which differ between the SDK's generations).
+            generation = current_generation()
+            # Our own warnings: one about a dropped event or log must not be sent in its turn.
+            generation.ignore_logger(logger.name)
             # "Exception in ASGI application": every exception uvicorn logs there went through
             # the middleware, which reported it; building the same event twice cost a third
             # of the error path.
-            ignore_logger("uvicorn.error")
+            generation.ignore_logger("uvicorn.error")
             # Access-log lines only repeat the request an event already describes (client
             # address and raw query string included); ignored before any record is built.
-            ignore_logger("uvicorn.access")
+            generation.ignore_logger("uvicorn.access")
             sentry_sdk.init(**options)  # raises BadDsn for a DSN it cannot parse
             QueryRecorder.listen()
         except BadDsn:

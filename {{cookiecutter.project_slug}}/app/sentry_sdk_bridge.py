@@ -131,6 +131,12 @@ class Generation:
     def is_sampled(self, span: Any) -> bool:
         return bool(span is not None and span.sampled)
 
+    def ignore_logger(self, name: str) -> None:
+        """Records of this logger become neither events, breadcrumbs nor Sentry logs. 2.x's
+        `ignore_logger` covers events and breadcrumbs only; Sentry logs have their own list."""
+        _sdk.integrations.logging.ignore_logger(name)
+        _sdk.integrations.logging.ignore_logger_for_sentry_logs(name)
+
 
 _ENVELOPE_POST = re.compile(r"POST \S+/api/\d+/envelope/?")
 
@@ -196,6 +202,12 @@ class StreamingGeneration(Generation):
 
     def is_sampled(self, span: Any) -> bool:
         return bool(span is not None and span.sampled)
+
+    def ignore_logger(self, name: str) -> None:
+        # The names turned round: 3.x's `ignore_logger` covers Sentry logs only, and
+        # `ignore_logger_for_events` events and breadcrumbs.
+        _sdk.integrations.logging.ignore_logger_for_events(name)
+        _sdk.integrations.logging.ignore_logger(name)
 
 
 class RequestTrace:

@@ -15,7 +15,7 @@ from app import sentry
 from app.core.config import Settings
 from tests.sentry.helpers import TEST_RELEASE, failing_app, sentry_env, unused_port
 from tests.support.helpers import PROJECT_ROOT, Account, running
-from tools.sentry_dev.view import scrubbed_paths
+from tools.sentry_dev.view import describe, scrubbed_paths
 
 # Sent in the failing request; the output may show them only as [Filtered].
 SECRET_PASSWORD = "hunter2-never-shown"
@@ -92,7 +92,7 @@ def test_it_starts_with_the_dsn_to_use_and_how_to_use_it(viewer: Viewer) -> None
         f"in another terminal: SENTRY_DSN={viewer.dsn} make run",
         f"or send a test event: SENTRY_DSN={viewer.dsn} .venv/bin/python -m app.sentry check",
     ]
-    assert viewer.stop().strip() == "received 0 events, 0 transactions"
+    assert viewer.stop().strip() == "received 0 events, 0 transactions, 0 logs"
 
 
 def test_ctrl_c_stops_it_even_when_sigint_was_inherited_ignored() -> None:
@@ -100,7 +100,7 @@ def test_ctrl_c_stops_it_even_when_sigint_was_inherited_ignored() -> None:
     as SIGTERM does."""
     started = Viewer(sigint_ignored=True)
     try:
-        assert started.stop(signal.SIGINT).strip() == "received 0 events, 0 transactions"
+        assert started.stop(signal.SIGINT).strip() == "received 0 events, 0 transactions, 0 logs"
     finally:
         _kill_if_running(started)
 
@@ -108,7 +108,9 @@ def test_ctrl_c_stops_it_even_when_sigint_was_inherited_ignored() -> None:
 async def test_an_error_is_shown_with_its_context_and_secrets_only_as_filtered(
     viewer: Viewer, settings: Settings, owner: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sentry_env(monkeypatch, dsn=viewer.dsn, traces_sample_rate=1.0, shutdown_timeout=10.0)
+    sentry_env(
+        monkeypatch, dsn=viewer.dsn, traces_sample_rate=1.0, shutdown_timeout=10.0, enable_logs=True
+    )
     app = failing_app(settings)
     http: AsyncClient
     async with running(app) as http:
@@ -140,7 +142,16 @@ async def test_an_error_is_shown_with_its_context_and_secrets_only_as_filtered(
     assert "exception.values.0.value (part)" in masked
     assert "request.data.title" not in " ".join(masked)
 
-    assert "--- transaction GET app.api.routes.items.list_items  status=ok" in output
+    # A request's trace, one line whichever the SDK's generation (2.x sends a transaction,
+    # 3.x streams spans).
+    assert "--- transaction GET app.api.routes.items.list_items  status=ok 200  " in output
+    # The route's INFO record, as a Sentry log (SENTRY_ENABLE_LOGS): whose request it was.
+    assert (
+        "--- log INFO  handling password=[Filtered]  (logger app.tests.routes)"
+        f"  tenant={owner.tenant_id}  user={owner.user_id}"
+    ) in output.splitlines()
+    # The start-up line and the route's: the two requests' traces, one error event.
+    assert "received 1 events, 2 transactions, 2 logs" in output.splitlines()
     bearer = owner.headers["Authorization"].removeprefix("Bearer ")
     for secret in (SECRET_PASSWORD, SECRET_TOKEN, bearer, owner.email):
         assert secret not in output
@@ -164,7 +175,7 @@ def test_the_check_command_shows_up_as_an_info_message(viewer: Viewer) -> None:
     assert lines[1] == f"  Sentry check from {sentry.RELEASE_PREFIX} ({TEST_RELEASE})"
     assert f"  release      {TEST_RELEASE}  environment=test" in lines
     assert "  scrubbed     nothing" in lines
-    assert "received 1 events, 0 transactions" in output
+    assert "received 1 events, 0 transactions, 0 logs" in output
 
 
 def test_a_port_in_use_is_named_not_a_traceback() -> None:
@@ -196,4 +207,55 @@ def test_scrubbed_paths_name_whole_and_partial_masks_but_not_sdk_metadata() -> N
         "request.headers.cookie",
         "breadcrumbs.values.0.message (part)",
         "extra.ids.1",
+    ]
+
+
+def _attributes(values: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Attributes as the SDK sends them."""
+    return {name: {"value": value, "type": "string"} for name, value in values.items()}
+
+
+def test_a_streamed_trace_reads_like_a_transaction_and_logs_one_line_each() -> None:
+    """What 3.x sends in place of a transaction, and Sentry logs, whichever SDK is installed."""
+    segment = {
+        "trace_id": "t1",
+        "span_id": "s1",
+        "name": "app.api.routes.items.list_items",
+        "status": "ok",
+        "is_segment": True,
+        "start_timestamp": 10.0,
+        "end_timestamp": 10.0125,
+        "attributes": _attributes(
+            {
+                "sentry.op": "http.server",
+                "http.request.method": "GET",
+                "http.response.status_code": 200,
+            }
+        ),
+    }
+    child = {
+        "span_id": "s2",
+        "is_segment": False,
+        "attributes": _attributes({"sentry.segment.id": "s1"}),
+    }
+    assert describe("span", {"version": 2, "items": [child, segment]}) == (
+        "--- transaction GET app.api.routes.items.list_items  status=ok 200  12.5 ms  1 spans"
+        "  trace=t1"
+    )
+    assert describe("span", {"items": [child]}) == (
+        "--- span  1 spans, their request's line in another batch"
+    )
+    logs = {
+        "items": [
+            {"level": "warn", "body": "slow", "attributes": _attributes({"logger.name": "app.x"})},
+            {
+                "level": "info",
+                "body": "ok",
+                "attributes": _attributes({"tenant_id": "t", "user.id": "u"}),
+            },
+        ]
+    }
+    assert describe("log", logs).splitlines() == [
+        "--- log WARN  slow  (logger app.x)",
+        "--- log INFO  ok  tenant=t  user=u",
     ]

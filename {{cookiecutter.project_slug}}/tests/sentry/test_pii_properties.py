@@ -828,6 +828,19 @@ async def test_no_secret_reaches_sentry_while_debugging_context_does(
         found = next((reading for reading in readings if value in reading), None)
         assert found is None, f"{value!r} reached Sentry, decoded, in {found!r}"
 
+    # With SENTRY_ENABLE_LOGS on, the route's records at LOG_LEVEL leave as Sentry logs too,
+    # their `extra` as attributes, besides the event and its breadcrumbs.
+    logs = [
+        json.dumps(log)
+        for delivery in deliveries
+        for kind, payload in delivery.items
+        if kind == "log"
+        for log in payload.get("items") or []
+    ]
+    for name in ("log breadcrumb", "log event"):
+        [log] = [log for log in logs if f"step {scenario.witnesses[name]}" in log]
+        assert scenario.witnesses[f"{name} extra"] in log, f"the {name}'s extra is not in {log}"
+        assert str(caller.tenant_id) in log  # the tenant_id attribute
     kinds = {kind for delivery in deliveries for kind, _ in delivery.items}
     assert kinds <= SENT_ITEM_TYPES, kinds
     assert ("transaction" in kinds) == scenario.traced

@@ -37,7 +37,7 @@ from typing import Any
 
 from sentry_sdk.envelope import Envelope
 
-from tools.sentry_dev.view import describe
+from tools.sentry_dev.view import describe, segments
 
 ENVELOPE_PATH = re.compile(r"/api/(?P<project>\d+)/envelope/?")
 PUBLIC_KEY = "testkey"
@@ -195,6 +195,11 @@ class EnvelopeReceiver:
         return self.items("transaction")
 
     @property
+    def logs(self) -> list[Event]:
+        """Every Sentry log, one by one (a "log" item carries a batch: {"items": [...]})."""
+        return [log for batch in self.items("log") for log in batch.get("items") or []]
+
+    @property
     def raw(self) -> bytes:
         """Every byte received (decompressed), to search for values that must not be there."""
         with self._arrived:
@@ -222,6 +227,13 @@ class EnvelopeReceiver:
 
     def wait_for_event(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
         return self.wait_for("event", predicate, timeout)
+
+    def wait_for_log(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> Event:
+        """The first Sentry log matching `predicate`, from whichever batch carried it."""
+        batch = self.wait_for(
+            "log", lambda batch: any(predicate(log) for log in batch.get("items") or []), timeout
+        )
+        return next(log for log in batch["items"] if predicate(log))
 
     # -- the HTTP side ---------------------------------------------------------------------
 
@@ -395,9 +407,13 @@ def main(argv: list[str]) -> int:
             # A second signal while the receiver closes ends the process at once.
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            # 3.x sends no transaction: each request's segment span stands for one.
+            traced = len(receiver.transactions) + sum(
+                len(segments(payload)) for payload in receiver.items("span")
+            )
             print(
-                f"received {len(receiver.events)} events, "
-                f"{len(receiver.transactions)} transactions",
+                f"received {len(receiver.events)} events, {traced} transactions, "
+                f"{len(receiver.logs)} logs",
                 flush=True,
             )
     return 0

@@ -1,9 +1,12 @@
 """What `make sentry-dev` prints for each item the loopback receiver gets: an event as a short
 block a developer can read at a glance (what failed, where, for whom, and which fields the
-scrubbers masked), and one line for everything else (transactions, client reports, ...).
+scrubbers masked), one line per request's trace and per Sentry log, and one line for
+everything else (client reports, metrics, ...).
 
     describe("event", payload)        -> a block of lines
-    describe("transaction", payload)  -> one line
+    describe("transaction", payload)  -> one line: a request's trace (sentry-sdk 2.x)
+    describe("span", payload)         -> the same line per request (3.x streams its spans)
+    describe("log", payload)          -> one line per Sentry log (SENTRY_ENABLE_LOGS)
 """
 
 from datetime import datetime
@@ -31,6 +34,10 @@ def describe(kind: str, payload: Event) -> str:
         return describe_event(payload)
     if kind == "transaction":
         return describe_transaction(payload)
+    if kind == "span":
+        return describe_spans(payload)
+    if kind == "log":
+        return describe_logs(payload)
     return describe_other(kind, payload)
 
 
@@ -104,15 +111,97 @@ def scrubbed_paths(event: Event) -> list[str]:
 
 
 def describe_transaction(transaction: Event) -> str:
+    """sentry-sdk 2.x: a request's trace is one transaction, its spans inside."""
     trace = (transaction.get("contexts") or {}).get("trace") or {}
-    duration = _seconds_between(transaction.get("start_timestamp"), transaction.get("timestamp"))
-    took = f"{duration * 1000:.1f} ms" if duration is not None else "? ms"
-    method = (transaction.get("request") or {}).get("method", "")
-    return (
-        f"--- transaction {method} {transaction.get('transaction', '?')}  "
-        f"status={trace.get('status', '?')}  {took}  "
-        f"{len(transaction.get('spans') or [])} spans  trace={trace.get('trace_id', '?')}"
+    return _trace_line(
+        method=(transaction.get("request") or {}).get("method", ""),
+        name=transaction.get("transaction", "?"),
+        status=trace.get("status", "?"),
+        http=(trace.get("data") or {}).get("http.response.status_code"),
+        duration=_seconds_between(transaction.get("start_timestamp"), transaction.get("timestamp")),
+        spans=len(transaction.get("spans") or []),
+        trace_id=trace.get("trace_id", "?"),
     )
+
+
+def describe_spans(payload: Event) -> str:
+    """sentry-sdk 3.x streams a trace as spans, a batch per item: one line per request (its
+    segment, the span with `is_segment`), the same line as a 2.x transaction's."""
+    spans = [span for span in payload.get("items") or [] if isinstance(span, dict)]
+    lines = []
+    for segment in segments(payload):
+        attributes = segment.get("attributes") or {}
+        children = [
+            span
+            for span in spans
+            if not span.get("is_segment")
+            and _value(span.get("attributes"), "sentry.segment.id") == segment.get("span_id")
+        ]
+        lines.append(
+            _trace_line(
+                method=_value(attributes, "http.request.method") or "",
+                name=segment.get("name", "?"),
+                status=segment.get("status", "?"),
+                http=_value(attributes, "http.response.status_code"),
+                duration=_seconds_between(
+                    segment.get("start_timestamp"), segment.get("end_timestamp")
+                ),
+                spans=len(children),
+                trace_id=segment.get("trace_id", "?"),
+            )
+        )
+    if not lines:  # children batched apart from their request's segment
+        lines.append(f"--- span  {len(spans)} spans, their request's line in another batch")
+    return "\n".join(lines)
+
+
+def segments(payload: Event) -> list[Event]:
+    """The request spans (segments) of a 3.x "span" item."""
+    spans = payload.get("items") or []
+    return [span for span in spans if isinstance(span, dict) and span.get("is_segment")]
+
+
+def _trace_line(
+    *,
+    method: str,
+    name: str,
+    status: str,
+    http: object,
+    duration: float | None,
+    spans: int,
+    trace_id: str,
+) -> str:
+    took = f"{duration * 1000:.1f} ms" if duration is not None else "? ms"
+    answered = f" {http}" if http is not None else ""
+    return (
+        f"--- transaction {method} {name}  status={status}{answered}  {took}  "
+        f"{spans} spans  trace={trace_id}"
+    )
+
+
+def describe_logs(payload: Event) -> str:
+    """One line per Sentry log: its level, body, logger, and whose request logged it."""
+    lines = []
+    for log in payload.get("items") or []:
+        attributes = log.get("attributes") or {}
+        level = log.get("level") or _value(attributes, "sentry.severity_text") or "?"
+        who = "".join(
+            f"  {label}={found}"
+            for label, name in (("tenant", "tenant_id"), ("user", "user.id"))
+            if (found := _value(attributes, name)) is not None
+        )
+        logger = _value(attributes, "logger.name")
+        origin = f"  (logger {logger})" if logger else ""
+        lines.append(f"--- log {str(level).upper():<5} {log.get('body', '')}{origin}{who}")
+    return "\n".join(lines) or "--- log  empty"
+
+
+def _value(attributes: object, name: str) -> Any:
+    """An attribute as sent ({"value": ..., "type": ...}), or None when absent."""
+    if not isinstance(attributes, dict):
+        return None
+    attribute = attributes.get(name)
+    return attribute.get("value") if isinstance(attribute, dict) else attribute
 
 
 def describe_other(kind: str, payload: Event) -> str:
