@@ -117,6 +117,8 @@ class SentryRequestContext:
         body = BodyTap(receive) if scope["method"] in _METHODS_WITH_BODIES else None
         with sentry_sdk.isolation_scope() as isolation:
             isolation.clear_breadcrumbs()  # this request's own, not start-up's or others'
+            trace_headers = _trace_headers(scope)
+            state.generation.join_trace(trace_headers)
             sampled = _sampled(scope)
             # Unsampled, the request's statements are only noted; they become breadcrumbs if
             # an event is sent (a sampled request records spans, and breadcrumbs too).
@@ -129,7 +131,7 @@ class SentryRequestContext:
                     await self.app(scope, receive, send)
                     return
                 with state.generation.request_trace(
-                    _trace_headers(scope), scope["path"], scope["method"]
+                    trace_headers, scope["path"], scope["method"]
                 ) as trace:
                     try:
                         await self.app(scope, receive, _recording(send, trace))

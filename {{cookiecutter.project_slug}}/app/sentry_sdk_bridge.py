@@ -100,6 +100,11 @@ class Generation:
             "before_send_transaction": before_send_transaction,
         }
 
+    def join_trace(self, headers: dict[str, str]) -> None:
+        """Every request's own trace id, or its caller's: what its events are linked by, traced
+        or not (without this, every untraced request shared the process's)."""
+        sentry_sdk.get_isolation_scope().generate_propagation_context(headers)
+
     @contextmanager
     def request_trace(
         self, headers: dict[str, str], path: str, method: str
@@ -163,11 +168,14 @@ class StreamingGeneration(Generation):
             "ignore_spans": [_ENVELOPE_POST],
         }
 
+    def join_trace(self, headers: dict[str, str]) -> None:
+        _sdk.continue_trace(headers)  # 3.x: on the isolation and the (forked) current scope
+
     @contextmanager
     def request_trace(
         self, headers: dict[str, str], path: str, method: str
     ) -> Iterator["RequestTrace"]:
-        _sdk.continue_trace(headers)
+        # The trace was joined by join_trace, at the start of the request.
         decided = _decided.set(True)
         try:
             segment = _sdk.start_span(

@@ -403,3 +403,25 @@ async def test_a_storm_of_one_identical_error_sends_a_bounded_number_of_events(
     assert 60 <= len(sent) <= 60 + refilled < storm
     # Every 500 still names an event support can find: its own, or the last one of its kind.
     assert {answer.json()["event_id"] for answer in answers} <= sent
+
+
+async def test_each_request_is_its_own_trace_or_its_callers(
+    reporting: AsyncClient, receiver: EnvelopeReceiver, owner: Account
+) -> None:
+    # Untraced requests too: their events are linked by trace id in Sentry, so two requests
+    # must not share one, and a caller's trace must be the one its request's error joins.
+    caller = {"sentry-trace": f"{CALLER_TRACE}-{CALLER_SPAN}-0"}
+    answers = [
+        await reporting.get("/test/boom", headers=owner.headers),
+        await reporting.get("/test/boom", headers=owner.headers),
+        await reporting.get("/test/boom", headers=owner.headers | caller),
+    ]
+    trace_ids = [
+        receiver.wait_for_event(lambda e, sent=answer.json()["event_id"]: e["event_id"] == sent)[
+            "contexts"
+        ]["trace"]["trace_id"]
+        for answer in answers
+    ]
+    assert trace_ids[0] != trace_ids[1]
+    assert CALLER_TRACE not in trace_ids[:2]
+    assert trace_ids[2] == CALLER_TRACE
