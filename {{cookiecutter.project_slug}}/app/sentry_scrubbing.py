@@ -234,7 +234,24 @@ def _scrub(value: Any) -> Any:
 
 # Query strings wherever the SDK puts them (the request's, an outgoing call's query and
 # fragment): parsed as such, so that "+" is a space and an encoded "&" stays inside its value.
-_QUERY_KEYS = frozenset({"query_string", "http.query", "http.fragment"})
+_QUERY_KEYS = frozenset(
+    {"query_string", "http.query", "http.fragment", "url.query", "url.fragment"}
+)
+# Whole URLs, query and fragment included (sentry-sdk 3 puts an outgoing call's full URL in
+# its breadcrumb's `url`): their query and fragment are parsed like the keys above.
+_URL_KEYS = frozenset({"url", "url.full", "http.url"})
+
+
+def scrub_url(url: str) -> str:
+    """A URL with its query and fragment scrubbed as query strings, the rest as text."""
+    rest, hash_, fragment = url.partition("#")
+    base, question, query = rest.partition("?")
+    scrubbed = scrub_text(base)
+    if question:
+        scrubbed += "?" + scrub_query_string(query)
+    if hash_:
+        scrubbed += "#" + scrub_query_string(fragment)
+    return scrubbed
 
 
 def _scrub_dict(value: dict[Any, Any]) -> dict[Any, Any]:
@@ -251,6 +268,8 @@ def _scrub_dict(value: dict[Any, Any]) -> dict[Any, Any]:
         elif isinstance(item, str):
             if key in _QUERY_KEYS:
                 item = scrub_query_string(item)
+            elif key in _URL_KEYS and not sensitive:
+                item = scrub_url(item)
             else:
                 item = FILTERED if sensitive else scrub_text(item)
         elif item is not None:

@@ -530,3 +530,15 @@ def test_a_noted_query_about_a_probe_is_noise_as_before_breadcrumb_says() -> Non
     event: dict[str, Any] = {}
     log.add_to(event)
     assert [crumb["message"] for crumb in event["breadcrumbs"]["values"]] == ["SELECT 1"]
+
+
+@pytest.mark.parametrize("key", ["url", "url.full", "http.url"])
+def test_a_full_urls_query_and_fragment_are_read_as_query_strings(key: str) -> None:
+    # sentry-sdk 3 puts an outgoing call's whole URL in its breadcrumb: "+" is a space there,
+    # so "bearer+<token>" is a bearer token, as it is under http.query.
+    url = "https://api.example.com/v1/search?q=shoes&comment=bearer+Zq9xY8wV7u&page=2#t=a+b"
+    scrubbed = sentry_scrubbing.scrub_event({"breadcrumbs": {"values": [{"data": {key: url}}]}})
+    sent = scrubbed["breadcrumbs"]["values"][0]["data"][key]
+    assert "Zq9xY8wV7u" not in sent
+    assert sent.startswith("https://api.example.com/v1/search?q=shoes&comment=bearer+")
+    assert sent.endswith("&page=2#t=a+b")
