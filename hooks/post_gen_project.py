@@ -21,6 +21,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
             "app/sentry.py",
             "app/sentry_check.py",
             "app/sentry_integration.py",
+            "app/sentry_queries.py",
             "app/sentry_repeats.py",
             "app/sentry_sampling.py",
             "app/sentry_scrubbing.py",

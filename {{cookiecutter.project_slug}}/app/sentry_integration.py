@@ -9,18 +9,16 @@ import contextlib
 import json
 import logging
 import random
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import Engine
 
+from app.sentry_queries import MAX_BREADCRUMBS as MAX_BREADCRUMBS
+from app.sentry_queries import QueryLog, request_queries
 from app.sentry_repeats import RepeatBudget, error_kind
 from app.sentry_sampling import QUIET_PATHS, caller_sampled, is_noise, quiet_request, sample_rate
 from app.sentry_scrubbing import FILTERED, Event, scrub_baggage, scrub_event
@@ -279,55 +277,8 @@ def request_processor(
 
 
 # ---------------------------------------------------------------------------------------------
-# The SQL recorder.
+# The SQL recorder (app/sentry_queries.py keeps an unsampled request's statements).
 # ---------------------------------------------------------------------------------------------
-
-
-# The most breadcrumbs an event carries (the SDK's default, set explicitly by app/sentry.py).
-MAX_BREADCRUMBS = 100
-
-
-class QueryLog:
-    """The statements of one unsampled request, noted as they run (a timestamp and a string)
-    and turned into the SDK's `query` breadcrumbs only if an event is sent: most requests
-    send none, and a breadcrumb built through the SDK costs ten times as much."""
-
-    __slots__ = ("statements",)
-
-    def __init__(self) -> None:
-        self.statements: deque[tuple[float, str, bool]] = deque(maxlen=MAX_BREADCRUMBS)
-
-    def __len__(self) -> int:
-        return len(self.statements)
-
-    def note(self, statement: str, many: bool) -> None:
-        self.statements.append((time.time(), statement, many))
-
-    def add_to(self, event: dict[str, Any]) -> None:
-        """Merged with the breadcrumbs the SDK applied, in time order, as many as it keeps."""
-        trail = event.setdefault("breadcrumbs", {})
-        if not isinstance(trail, dict):
-            return
-        crumbs = trail.setdefault("values", [])
-        for at, statement, many in self.statements:
-            # As sentry_sdk.add_breadcrumb(message=statement, category="query") records it:
-            # the statement only, its parameters are never sent.
-            crumb = {
-                "message": statement,
-                "category": "query",
-                "data": {"db.executemany": True} if many else {},
-                "timestamp": datetime.fromtimestamp(at, UTC),
-                "type": "default",
-            }
-            if not is_noise(crumb):
-                crumbs.append(crumb)
-        with contextlib.suppress(TypeError, KeyError):  # as the SDK sorts: when it can
-            crumbs.sort(key=lambda crumb: crumb["timestamp"])
-        del crumbs[:-MAX_BREADCRUMBS]
-
-
-# The query log of the unsampled request being served, if any (set by the request middleware).
-request_queries: ContextVar[QueryLog | None] = ContextVar("request_queries", default=None)
 
 
 class QueryRecorder:

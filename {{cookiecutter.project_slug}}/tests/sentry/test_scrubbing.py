@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import sentry, sentry_integration, sentry_repeats, sentry_sampling, sentry_scrubbing
+from app import (
+    sentry,
+    sentry_integration,
+    sentry_queries,
+    sentry_repeats,
+    sentry_sampling,
+    sentry_scrubbing,
+)
 from app.sentry_scrubbing import FILTERED
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
@@ -502,8 +509,8 @@ def test_the_repeat_budget_forgets_the_least_recently_seen_kind_first() -> None:
 
 
 def test_noted_queries_become_the_sdks_breadcrumbs_in_time_order_as_many_as_it_keeps() -> None:
-    most = sentry_integration.MAX_BREADCRUMBS
-    log = sentry_integration.QueryLog()
+    most = sentry_queries.MAX_BREADCRUMBS
+    log = sentry_queries.QueryLog()
     for number in range(most + 5):
         log.note(f"SELECT {number}", many=number == most + 4)
     early = {"message": "start", "category": "app", "timestamp": datetime(2000, 1, 1, tzinfo=UTC)}
@@ -524,7 +531,7 @@ def test_noted_queries_become_the_sdks_breadcrumbs_in_time_order_as_many_as_it_k
 
 
 def test_a_noted_query_about_a_probe_is_noise_as_before_breadcrumb_says() -> None:
-    log = sentry_integration.QueryLog()
+    log = sentry_queries.QueryLog()
     log.note("SELECT '/health' AS probe", many=False)
     log.note("SELECT 1", many=False)
     event: dict[str, Any] = {}

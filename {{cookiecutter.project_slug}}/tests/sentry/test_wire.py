@@ -416,12 +416,12 @@ async def test_each_request_is_its_own_trace_or_its_callers(
         await reporting.get("/test/boom", headers=owner.headers),
         await reporting.get("/test/boom", headers=owner.headers | caller),
     ]
-    trace_ids = [
-        receiver.wait_for_event(lambda e, sent=answer.json()["event_id"]: e["event_id"] == sent)[
-            "contexts"
-        ]["trace"]["trace_id"]
-        for answer in answers
-    ]
+    trace_ids = [_trace_id_of(receiver, answer.json()["event_id"]) for answer in answers]
     assert trace_ids[0] != trace_ids[1]
     assert CALLER_TRACE not in trace_ids[:2]
     assert trace_ids[2] == CALLER_TRACE
+
+
+def _trace_id_of(receiver: EnvelopeReceiver, event_id: str) -> str:
+    event = receiver.wait_for_event(lambda e: e["event_id"] == event_id)
+    return str(event["contexts"]["trace"]["trace_id"])
