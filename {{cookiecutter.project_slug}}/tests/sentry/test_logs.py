@@ -30,12 +30,6 @@ def bodies(receiver: EnvelopeReceiver) -> list[str]:
     return [str(log["body"]) for log in receiver.logs]
 
 
-def flush_and_settle(receiver: EnvelopeReceiver) -> None:
-    """Logs are batched: send the batch now, then wait until everything sent has arrived."""
-    sentry_sdk.flush()
-    settle(receiver)
-
-
 @pytest.fixture
 def logging_app(
     settings: Settings, receiver: EnvelopeReceiver, monkeypatch: pytest.MonkeyPatch
@@ -53,7 +47,7 @@ async def test_a_requests_records_arrive_as_logs_with_its_tenant_and_user(
             *(http.get("/test/logged", headers=caller.headers) for caller in callers)
         )
         assert {answer.status_code for answer in answers} == {200}
-        flush_and_settle(receiver)
+        settle(receiver)  # flushes the SDK's log batcher first
 
     # Each item is a batch: {"items": [log, ...]}, each log with a body, a level, attributes.
     batches = receiver.items("log")
@@ -86,7 +80,7 @@ async def test_secrets_in_log_records_never_leave(
         route_logger.warning(
             "charging %s for %s", card, owner.email, extra={"api_key": api_key, "order": 7}
         )
-        flush_and_settle(receiver)
+        settle(receiver)  # flushes the SDK's log batcher first
 
     sent = receiver.raw
     for forbidden in (password, api_key, card, card.replace(" ", ""), owner.email):
@@ -113,7 +107,7 @@ async def test_with_the_option_off_no_log_is_ever_sent(
         # The SDK's own logger sends whatever enable_logs says on 2.x; 3.x has no switch.
         sentry_sdk.logger.warning("asked for directly {n}", n=1)
         sentry_sdk.logger.error("asked for directly, as an error")
-        flush_and_settle(receiver)
+        settle(receiver)  # flushes the SDK's log batcher first
 
     sent_types = {item.type for delivery in receiver.deliveries for item in delivery.envelope.items}
     assert "log" not in sent_types, sent_types
@@ -130,7 +124,7 @@ async def test_the_sdks_own_logger_is_sent_when_the_option_is_on(
     """The counterpart of the test above: the same calls do arrive when asked for."""
     async with running(logging_app):
         sentry_sdk.logger.warning("asked for directly {n}", n=1)
-        flush_and_settle(receiver)
+        settle(receiver)  # flushes the SDK's log batcher first
     log = receiver.wait_for_log(lambda log: log["body"] == "asked for directly 1")
     assert log["level"] == "warn"
     assert value(log, "sentry.message.template") == "asked for directly {n}"
@@ -148,7 +142,7 @@ async def test_records_below_log_level_are_not_sent(
         chatty.debug("debug detail")
         chatty.info("info line")
         chatty.warning("warning line")
-        flush_and_settle(receiver)
+        settle(receiver)  # flushes the SDK's log batcher first
     logged = [log["body"] for log in receiver.logs if value(log, "logger.name") == chatty.name]
     assert logged == ["info line", "warning line"]
 
@@ -170,7 +164,7 @@ async def test_our_own_and_uvicorns_records_are_neither_logs_nor_events_nor_brea
     async with running(logging_app) as http:
         answer = await http.get("/test/ignored", headers=owner.headers)
         assert answer.status_code == 500
-        flush_and_settle(receiver)
+        settle(receiver)  # flushes the SDK's log batcher first
 
     assert receiver.logs  # the app's own start-up line, at least: logs were on
     assert [log for log in receiver.logs if value(log, "logger.name") == name] == []
