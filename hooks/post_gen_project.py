@@ -24,6 +24,8 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
             "app/sentry_repeats.py",
             "app/sentry_sampling.py",
             "app/sentry_scrubbing.py",
+            "app/sentry_sdk_bridge.py",
+            "app/sentry_telemetry.py",
             "docs/adr/0002-optional-sentry.md",
             "docs/sentry.md",
             "tests/sentry",

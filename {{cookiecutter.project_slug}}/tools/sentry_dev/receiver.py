@@ -323,8 +323,12 @@ _NOT_JSON = (ValueError, TypeError)
 
 
 def _payload(item: Any) -> object:
+    """The item's JSON: the SDK parses an event's and a transaction's itself, and leaves the
+    others (spans, metrics, logs, client reports: JSON too, by their content type) as bytes."""
     try:
-        return item.payload.json
+        if item.payload.json is not None:
+            return item.payload.json
+        return json.loads(item.get_bytes())
     except _NOT_JSON:
         return None
 
