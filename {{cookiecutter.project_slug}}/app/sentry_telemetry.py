@@ -82,7 +82,7 @@ class Span:
         return cast("Function", traced)
 
 
-def span(op: str, name: str, **data: Attribute) -> Span:
+def span(op: str, name: str, /, **data: Attribute) -> Span:
     """A child span of the current one (the request's), with `op`, `name` and `data`:
 
         with sentry.span("db", "create item", rows=1):
@@ -91,7 +91,8 @@ def span(op: str, name: str, **data: Attribute) -> Span:
         @sentry.span("task", "rebuild search index")
         async def rebuild() -> None: ...
 
-    Nothing at all while Sentry is off or the request is not sampled."""
+    Nothing at all while Sentry is off or the request is not sampled. `op` and `name` are
+    positional, so that the data may have keys of those names too."""
     return Span(op, name, data)
 
 
