@@ -323,12 +323,11 @@ _NOT_JSON = (ValueError, TypeError)
 
 
 def _payload(item: Any) -> object:
-    """The item's JSON: the SDK parses an event's and a transaction's itself, and leaves the
-    others (spans, metrics, logs, client reports: JSON too, by their content type) as bytes."""
+    """The item's JSON. The SDK parses only items typed application/json; containers of logs,
+    metrics and (3.x) spans are typed application/vnd.sentry.items.*+json, JSON too."""
     try:
-        if item.payload.json is not None:
-            return item.payload.json
-        return json.loads(item.get_bytes())
+        parsed = item.payload.json
+        return parsed if parsed is not None else json.loads(item.payload.get_bytes())
     except _NOT_JSON:
         return None
 
