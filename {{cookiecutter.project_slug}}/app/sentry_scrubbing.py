@@ -233,23 +233,8 @@ def _scrub(value: Any) -> Any:
 
 
 # Query strings wherever the SDK puts them (the request's, an outgoing call's query and
-# fragment, named http.* by sentry-sdk 2.x and url.* by 3.x): parsed as such, so that "+" is a
-# space and an encoded "&" stays inside its value.
-_QUERY_KEYS = frozenset(
-    {"query_string", "http.query", "http.fragment", "url.query", "url.fragment"}
-)
-# A whole URL with its query and fragment (3.x's outgoing url.full): those parsed the same way.
-_URL_KEYS = frozenset({"url.full"})
-
-
-def _scrub_url(url: str) -> str:
-    rest, hash_mark, fragment = url.partition("#")
-    base, question_mark, query = rest.partition("?")
-    return (
-        scrub_text(base)
-        + (question_mark and question_mark + scrub_query_string(query))
-        + (hash_mark and hash_mark + scrub_query_string(fragment))
-    )
+# fragment): parsed as such, so that "+" is a space and an encoded "&" stays inside its value.
+_QUERY_KEYS = frozenset({"query_string", "http.query", "http.fragment"})
 
 
 def _scrub_dict(value: dict[Any, Any]) -> dict[Any, Any]:
@@ -266,8 +251,6 @@ def _scrub_dict(value: dict[Any, Any]) -> dict[Any, Any]:
         elif isinstance(item, str):
             if key in _QUERY_KEYS:
                 item = scrub_query_string(item)
-            elif key in _URL_KEYS:
-                item = _scrub_url(item)
             else:
                 item = FILTERED if sensitive else scrub_text(item)
         elif item is not None:
