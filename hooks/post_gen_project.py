@@ -19,13 +19,13 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
     "include_sentry": {
         "yes": [
             "app/sentry.py",
+            "app/sentry_telemetry.py",
             "app/sentry_check.py",
             "app/sentry_integration.py",
             "app/sentry_repeats.py",
             "app/sentry_sampling.py",
             "app/sentry_scrubbing.py",
             "app/sentry_sdk_bridge.py",
-            "app/sentry_telemetry.py",
             "docs/adr/0002-optional-sentry.md",
             "docs/sentry.md",
             "tests/sentry",
