@@ -19,6 +19,7 @@ CONDITIONAL_PATHS: dict[str, dict[str, list[str]]] = {
     "include_sentry": {
         "yes": [
             "app/sentry.py",
+            "app/sentry_telemetry.py",
             "app/sentry_check.py",
             "app/sentry_integration.py",
             "app/sentry_queries.py",

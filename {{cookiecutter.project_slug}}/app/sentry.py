@@ -8,7 +8,8 @@ This is the face: what the rest of the app calls. Every function is a harmless n
 
 Underneath, nothing of which imports this module: app/sentry_scrubbing.py (the rules for what
 may not leave the process), app/sentry_sampling.py (what is traced), app/sentry_repeats.py
-(the repeat budget) and app/sentry_integration.py (middleware, SQL recorder, SDK hooks).
+(the repeat budget), app/sentry_integration.py (middleware, SQL recorder, SDK hooks) and
+app/sentry_telemetry.py (custom spans and metrics, re-exported here).
 docs/sentry.md is the guide; docs/adr/0002-optional-sentry.md says why, and lists every place
 of an envelope with the rule that covers it.
 """
@@ -54,6 +55,12 @@ from app.sentry_repeats import RepeatBudget
 from app.sentry_sdk_bridge import DATA_COLLECTION, unsupported_reason
 from app.sentry_sdk_bridge import current as current_generation
 from app.sentry_sdk_bridge import traces_sampler as decided_or
+
+# Custom spans and metrics (app/sentry_telemetry.py), no-ops while they would send nothing.
+from app.sentry_telemetry import count as count
+from app.sentry_telemetry import distribution as distribution
+from app.sentry_telemetry import gauge as gauge
+from app.sentry_telemetry import span as span
 
 try:
     import sentry_sdk

@@ -123,9 +123,12 @@ class Generation:
     ) -> Iterator[Any]:
         """A child of the current span; the caller checks that one is being sampled."""
         with _sdk.start_span(op=op, name=name, origin=origin) as span:
-            for key, value in data.items():
-                span.set_data(key, value)
+            self.set_data(span, data)
             yield span
+
+    def set_data(self, span: Any, data: dict[str, Any]) -> None:
+        for key, value in data.items():
+            span.set_data(key, value)
 
     def set_http_status(self, span: Any, status: int) -> None:
         span.set_http_status(status)
@@ -199,6 +202,9 @@ class StreamingGeneration(Generation):
         attributes = {**data, "sentry.op": op, "sentry.origin": origin}
         with _sdk.start_span(name=name, attributes=attributes) as span:
             yield span
+
+    def set_data(self, span: Any, data: dict[str, Any]) -> None:
+        span.set_attributes(data)
 
     def set_http_status(self, span: Any, status: int) -> None:
         span.set_attribute("http.response.status_code", status)
