@@ -80,6 +80,13 @@ def is_noise(crumb: dict[str, Any]) -> bool:
     if quiet_request.get() is not None or crumb.get("category") == "uvicorn.access":
         return True
     url = (crumb.get("data") or {}).get("url")
-    if isinstance(url, str) and urlsplit(url).path in QUIET_PATHS:
+    if isinstance(url, str) and _path_of(url) in QUIET_PATHS:
         return True
     return bool(_QUIET_PATH_IN_TEXT.search(str(crumb.get("message") or "")))
+
+
+def _path_of(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:  # e.g. sentry-sdk 3 masks credentials as "[Filtered]:[Filtered]@"
+        return ""

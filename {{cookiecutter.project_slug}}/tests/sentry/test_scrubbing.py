@@ -549,3 +549,10 @@ def test_a_full_urls_query_and_fragment_are_read_as_query_strings(key: str) -> N
     assert "Zq9xY8wV7u" not in sent
     assert sent.startswith("https://api.example.com/v1/search?q=shoes&comment=bearer+")
     assert sent.endswith("&page=2#t=a+b")
+
+
+def test_a_breadcrumb_whose_url_does_not_parse_is_kept() -> None:
+    # sentry-sdk 3 masks a URL's credentials as "[Filtered]:[Filtered]@", which urlsplit takes
+    # for a bracketed IPv6 host and refuses: the breadcrumb was dropped with an SDK error.
+    crumb = {"category": "httplib", "data": {"url": "http://[Filtered]:[Filtered]@db:5/x?q=1"}}
+    assert sentry_integration.before_breadcrumb(crumb, {}) is crumb
