@@ -130,6 +130,10 @@ class Generation:
         for key, value in data.items():
             span.set_data(key, value)
 
+    def rename(self, span: Any, name: str) -> None:
+        span.name = name
+        span.source = "component"
+
     def set_http_status(self, span: Any, status: int) -> None:
         span.set_http_status(status)
 
@@ -206,6 +210,10 @@ class StreamingGeneration(Generation):
     def set_data(self, span: Any, data: dict[str, Any]) -> None:
         span.set_attributes(data)
 
+    def rename(self, span: Any, name: str) -> None:
+        span.name = name
+        span.set_attribute("sentry.segment.name.source", "component")
+
     def set_http_status(self, span: Any, status: int) -> None:
         span.set_attribute("http.response.status_code", status)
         if status >= 500:
@@ -234,7 +242,8 @@ class RequestTrace:
         self._generation = generation
 
     def rename(self, name: str) -> None:
-        self.span.name = name
+        """Named by its endpoint (a component), no longer by its raw path."""
+        self._generation.rename(self.span, name)
 
     def set_http_status(self, status: int) -> None:
         self._generation.set_http_status(self.span, status)

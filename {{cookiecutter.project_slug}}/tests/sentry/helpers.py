@@ -138,6 +138,7 @@ class Trace:
     generation installed."""
 
     name: str
+    source: str  # how the name was found: "url" (the raw path) or "component" (the endpoint)
     op: str
     trace_id: str
     span_id: str
@@ -169,6 +170,7 @@ def _from_transaction(transaction: dict[str, Any]) -> Trace:
     data = context.get("data") or {}
     return Trace(
         name=transaction["transaction"],
+        source=(transaction.get("transaction_info") or {}).get("source", ""),
         op=context.get("op", ""),
         trace_id=context["trace_id"],
         span_id=context["span_id"],
@@ -195,6 +197,7 @@ def _from_segment(segment: dict[str, Any], children: list[dict[str, Any]]) -> Tr
     attributes = segment.get("attributes") or {}
     return Trace(
         name=segment["name"],
+        source=_value(attributes.get("sentry.segment.name.source")) or "",
         op=_value(attributes.get("sentry.op")) or "",
         trace_id=segment["trace_id"],
         span_id=segment["span_id"],

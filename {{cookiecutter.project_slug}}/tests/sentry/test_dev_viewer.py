@@ -259,3 +259,18 @@ def test_a_streamed_trace_reads_like_a_transaction_and_logs_one_line_each() -> N
         "--- log WARN  slow  (logger app.x)",
         "--- log INFO  ok  tenant=t  user=u",
     ]
+    metrics = {
+        "items": [
+            {
+                "name": "items.created",
+                "type": "counter",
+                "value": 1.0,
+                "attributes": _attributes({"tenant_id": "t", "user.id": "u"}),
+            },
+            {"name": "queue.depth", "type": "gauge", "value": 3.0, "unit": "item"},
+        ]
+    }
+    assert describe("trace_metric", metrics).splitlines() == [
+        "--- metric counter items.created = 1.0  tenant=t  user=u",
+        "--- metric gauge queue.depth = 3.0 item",
+    ]

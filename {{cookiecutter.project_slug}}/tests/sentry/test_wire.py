@@ -286,7 +286,10 @@ async def test_a_failing_request_is_traced_under_its_endpoint(
         assert answer.status_code == 500
         settle(receiver)
     [trace] = traces(receiver)
-    assert trace.name == "tests.sentry.helpers.failing_app.<locals>.boom"
+    assert (trace.name, trace.source) == (
+        "tests.sentry.helpers.failing_app.<locals>.boom",
+        "component",
+    )
     assert (trace.http_status, trace.failed) == (500, True)
     # The signed-in user was looked up: one SQL span, with the database named. (On PostgreSQL
     # a span before it binds the connection to the tenant: app/db/tenancy.py.)

@@ -38,6 +38,8 @@ def describe(kind: str, payload: Event) -> str:
         return describe_spans(payload)
     if kind == "log":
         return describe_logs(payload)
+    if kind == "trace_metric":
+        return describe_metrics(payload)
     return describe_other(kind, payload)
 
 
@@ -185,15 +187,33 @@ def describe_logs(payload: Event) -> str:
     for log in payload.get("items") or []:
         attributes = log.get("attributes") or {}
         level = log.get("level") or _value(attributes, "sentry.severity_text") or "?"
-        who = "".join(
-            f"  {label}={found}"
-            for label, name in (("tenant", "tenant_id"), ("user", "user.id"))
-            if (found := _value(attributes, name)) is not None
-        )
         logger = _value(attributes, "logger.name")
         origin = f"  (logger {logger})" if logger else ""
-        lines.append(f"--- log {str(level).upper():<5} {log.get('body', '')}{origin}{who}")
+        lines.append(
+            f"--- log {str(level).upper():<5} {log.get('body', '')}{origin}{_whose(attributes)}"
+        )
     return "\n".join(lines) or "--- log  empty"
+
+
+def describe_metrics(payload: Event) -> str:
+    """One line per metric: its type, name, value and unit, and whose request sent it."""
+    lines = []
+    for metric in payload.get("items") or []:
+        attributes = metric.get("attributes") or {}
+        unit = f" {metric['unit']}" if metric.get("unit") else ""
+        lines.append(
+            f"--- metric {metric.get('type', '?')} {metric.get('name', '?')}"
+            f" = {metric.get('value', '?')}{unit}{_whose(attributes)}"
+        )
+    return "\n".join(lines) or "--- metric  empty"
+
+
+def _whose(attributes: object) -> str:
+    return "".join(
+        f"  {label}={found}"
+        for label, name in (("tenant", "tenant_id"), ("user", "user.id"))
+        if (found := _value(attributes, name)) is not None
+    )
 
 
 def _value(attributes: object, name: str) -> Any:
