@@ -25,8 +25,9 @@ except ImportError:  # app/sentry.py says so at start-up
 # right for one generation only, and the type checker sees the installed one.
 _sdk: Any = sentry_sdk
 
-# 2.75: `data_collection` (what the SDK may collect, named per category, as in 3.x) and
-# attributes on scopes (the tenant on every log, metric and span).
+# 2.75, the oldest 2.x the suite is proven on (the lock): it has `data_collection` (what the
+# SDK may collect, named per category, as in 3.x) and attributes on scopes (the tenant on
+# every log, metric and span).
 OLDEST = (2, 75)
 SUPPORTED = "2.75 or later, or 3.x"
 
