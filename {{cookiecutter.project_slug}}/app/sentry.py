@@ -244,6 +244,7 @@ def init_sentry(settings: Settings, config: SentrySettings | None = None) -> boo
     False, after one log line saying why, when it stays off; never raises: the app must serve
     with or without Sentry."""
     state.enabled = False
+    generation = current_generation()
     config, reason = _read(config)
     options: dict[str, Any] = {}
     if config is not None:
@@ -251,7 +252,6 @@ def init_sentry(settings: Settings, config: SentrySettings | None = None) -> boo
             options = _options(config, settings)
             # Neither events, breadcrumbs nor Sentry logs (app/sentry_sdk_bridge.py names the
             # lists, which differ between the SDK's generations).
-            generation = current_generation()
             # Our own warnings: one about a dropped event or log must not be sent in its turn.
             generation.ignore_logger(logger.name)
             # "Exception in ASGI application": every exception uvicorn logs there went through
@@ -275,7 +275,7 @@ def init_sentry(settings: Settings, config: SentrySettings | None = None) -> boo
     state.traces_sample_rate = config.traces_sample_rate
     state.repeats = RepeatBudget()  # each start with a full budget
     state.shutdown_timeout = config.shutdown_timeout
-    state.generation = current_generation()
+    state.generation = generation
     state.logs_enabled = config.enable_logs
     state.metrics_enabled = config.enable_metrics
     threading.Thread(

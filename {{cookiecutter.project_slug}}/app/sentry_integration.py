@@ -213,11 +213,11 @@ def _trace_headers(scope: dict[str, Any]) -> dict[str, str]:
     sampling-context fields (it becomes the `trace` header of every envelope of the trace,
     which no before_send hook sees)."""
     headers = {}
-    for name, value in _header_dict(scope).items():
-        if name == "sentry-trace":
-            headers[name] = value
-        elif name == "baggage":
-            headers[name] = scrub_baggage(value)
+    for name, value in scope["headers"]:  # every request: read the two, decode nothing else
+        if name == b"sentry-trace":
+            headers["sentry-trace"] = value.decode("latin-1")
+        elif name == b"baggage":
+            headers["baggage"] = scrub_baggage(value.decode("latin-1"))
     return headers
 
 

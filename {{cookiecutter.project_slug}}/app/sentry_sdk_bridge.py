@@ -223,9 +223,6 @@ class StreamingGeneration(Generation):
     def set_failed(self, span: Any) -> None:
         span.status = "error"
 
-    def is_sampled(self, span: Any) -> bool:
-        return bool(span is not None and span.sampled)
-
     def ignore_logger(self, name: str) -> None:
         # The names turned round: 3.x's `ignore_logger` covers Sentry logs only, and
         # `ignore_logger_for_events` events and breadcrumbs.

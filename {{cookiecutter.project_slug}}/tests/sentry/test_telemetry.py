@@ -107,12 +107,6 @@ def sent_metrics(receiver: EnvelopeReceiver) -> list[dict[str, Any]]:
     ]
 
 
-def flush_and_settle(receiver: EnvelopeReceiver) -> None:
-    """Spans (3.x) and metrics are batched: send them now, then wait for all of it."""
-    sentry_sdk.flush()
-    settle(receiver)
-
-
 # -- an app that uses the helpers ---------------------------------------------------------------
 
 
@@ -192,7 +186,7 @@ async def test_a_custom_span_is_a_child_of_its_request_s_span_with_op_name_and_d
 ) -> None:
     answer = await tracing.get("/test/telemetry/steps", headers=owner.headers)
     assert answer.json() == {"result": 4}
-    flush_and_settle(receiver)
+    settle(receiver)
 
     step = the_span(receiver, "app.step")
     request = segment_of(receiver, step)
@@ -219,7 +213,7 @@ async def test_an_error_inside_a_span_fails_it_and_goes_on(
 ) -> None:
     answer = await tracing.get("/test/telemetry/failing-step", headers=owner.headers)
     assert answer.status_code == 500
-    flush_and_settle(receiver)
+    settle(receiver)
     failed = the_span(receiver, "app.failing")
     assert failed.status in {"internal_error", "error"}  # 2.x's name for it, and 3.x's
     assert failed.parent_span_id == segment_of(receiver, failed).span_id
@@ -232,7 +226,7 @@ async def test_creating_an_item_is_a_span_around_its_insert_and_a_count(
 ) -> None:
     created = await tracing.post("/api/v1/items", json={"title": "x"}, headers=owner.headers)
     assert created.status_code == 201
-    flush_and_settle(receiver)
+    settle(receiver)
 
     create = the_span(receiver, "item.create")
     assert create.name == "create item"
@@ -262,7 +256,7 @@ async def test_an_unsampled_request_makes_no_span(
         assert answer.json() == {"result": 4}
         created = await http.post("/api/v1/items", json={"title": "x"}, headers=owner.headers)
         assert created.status_code == 201
-        flush_and_settle(receiver)
+        settle(receiver)
     made = {"app.step", "app.async", "app.sync", "item.create", "db"}  # by the two requests
     assert [span for span in sent_spans(receiver) if span.op in made] == []
     # Not even a span started and dropped: 3.x reports each unsampled span it drops.
@@ -301,7 +295,7 @@ async def test_each_kind_of_metric_arrives_with_type_value_unit_and_the_tenant(
     assert answer.status_code == 200
     # Outside a request no tenant is known: it is given as an attribute.
     sentry.gauge("tenants.active", 2, tenant_id="outside")
-    flush_and_settle(receiver)
+    settle(receiver)
 
     metrics = {metric["name"]: metric for metric in sent_metrics(receiver)}
     sent = {
@@ -331,7 +325,7 @@ async def test_with_metrics_off_no_metric_is_sent_even_from_the_sdk_directly(
         assert answer.status_code == 200
         created = await http.post("/api/v1/items", json={"title": "x"}, headers=owner.headers)
         assert created.status_code == 201
-        flush_and_settle(receiver)
+        settle(receiver)
     assert receiver.items("trace_metric") == []
     assert the_span(receiver, "item.create").name == "create item"  # spans are not metrics
 
@@ -344,7 +338,7 @@ async def test_no_secret_in_a_span_s_name_or_data_or_a_metric_arrives(
 ) -> None:
     answer = await tracing.get("/test/telemetry/leaky-step", headers=owner.headers)
     assert answer.status_code == 200
-    flush_and_settle(receiver)
+    settle(receiver)
 
     leaky = the_span(receiver, "app.leaky")
     assert leaky.name == "step password=[Filtered]"
